@@ -1,0 +1,599 @@
+"""Named scenarios: every flow the sources describe, as steps with the outcome each must have.
+
+Each scenario is a world and a list of expected steps. The spec must produce exactly these
+outcome codes (and the listed details); later, every system under test must too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from spec import actions as A
+from spec.assumptions import Variants
+from spec.clock import DAY, HOUR, from_datetime
+from spec.domain import AuthMethod, Kind, SPKind
+from spec.world import PersonSpec, PhoneSpec, ServiceProviderSpec, World
+
+__all__ = ["Expect", "Scenario", "SCENARIOS", "scenario", "base_world"]
+
+SIGNING, AUTH = Kind.SIGNING, Kind.AUTH
+BOTH = frozenset({SIGNING, AUTH})
+SPIN, APIN = "ABC123", "1234"  # P1's phone PINs
+SPIN2, APIN2 = "XYZ789", "5678"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Expect:
+    """A step and the outcome it must have: a code and, optionally, some details."""
+
+    action: A.Action
+    code: str = "ACCEPTED"
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scenario:
+    """A named flow: its id, what it shows, the requirements it exercises, its world and steps."""
+
+    id: str
+    title: str
+    reqs: tuple[str, ...]
+    world: World
+    steps: tuple[Expect, ...]
+
+
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(
+    sid: str, title: str, *, reqs: tuple[str, ...], world: World | None = None
+) -> Callable[[Callable[[], list[Expect]]], Callable[[], list[Expect]]]:
+    """Register a scenario; an id used twice is an error, as is one with no steps."""
+
+    def wrap(fn: Callable[[], list[Expect]]) -> Callable[[], list[Expect]]:
+        if sid in SCENARIOS:
+            raise ValueError(f"scenario id {sid!r} is used twice")
+        steps = tuple(fn())
+        if not steps:
+            raise ValueError(f"scenario {sid!r} has no steps")
+        SCENARIOS[sid] = Scenario(id=sid, title=title, reqs=reqs, world=world or base_world(), steps=steps)
+        return fn
+
+    return wrap
+
+
+def base_world(**variants: Any) -> World:
+    """Two persons, four phones: D1 (P1), D2 (P2), D3 spare Android 13 (P1), D4 Android 10 without Class 3 biometrics (P1)."""
+    return World(
+        persons=(
+            PersonSpec(id="P1", birth=date(1990, 6, 15)),
+            PersonSpec(id="P2", birth=date(1985, 11, 3)),
+        ),
+        phones=(
+            PhoneSpec(id="D1", se_id="SE-0001", initial_holder="P1"),
+            PhoneSpec(id="D2", se_id="SE-0002", initial_holder="P2"),
+            PhoneSpec(id="D3", se_id="SE-0003", initial_holder="P1"),
+            PhoneSpec(id="D4", se_id="SE-0004", android=10, biometric_class3=False, initial_holder="P1"),
+            PhoneSpec(id="D5", se_id="SE-0005", android=8, initial_holder="P1"),
+        ),
+        service_providers=(
+            ServiceProviderSpec(id="portal"),
+            ServiceProviderSpec(id="bank", kind=SPKind.PRIVATE, approved=True),
+            ServiceProviderSpec(id="unapproved", kind=SPKind.PRIVATE, approved=False),
+            ServiceProviderSpec(id="phishing", kind=SPKind.PRIVATE, approved=False, whitelisted=False),
+        ),
+        variants=Variants(**variants),
+    )
+
+
+def E(action: A.Action, code: str = "ACCEPTED", **details: Any) -> Expect:
+    """Shorthand for an expected step."""
+    return Expect(action=action, code=code, details=details)
+
+
+def to_morning() -> list[Expect]:
+    """Time 0 is 00:00; move to 09:00, inside the push window."""
+    return [E(A.AdvanceTime(minutes=9 * HOUR))]
+
+
+def onboard(person: str, phone: str, kinds: frozenset[Kind] = BOTH, spin: str = SPIN, apin: str = APIN) -> list[Expect]:
+    """Install, applet check, apply in the push window, push, register, set PINs."""
+    steps = [
+        E(A.InstallApp(phone=phone)),
+        E(A.PrepareApplet(phone=phone)),
+        E(
+            A.Apply(
+                person=person,
+                phone=phone,
+                kinds=kinds,
+                signing_pin=spin if SIGNING in kinds else None,
+                auth_pin=apin if AUTH in kinds else None,
+            )
+        ),
+        E(A.AdvanceTime(minutes=5)),
+        E(A.DeliverIssuancePush(person=person)),
+        E(A.Register(person=person, phone=phone)),
+    ]
+    steps += [E(A.SetPin(phone=phone, kind=k)) for k in sorted(kinds, key=lambda k: k.value)]
+    return steps
+
+
+def sign(phone: str, code: str = "ACCEPTED", pin: str = SPIN, sp: str = "portal", **details: Any) -> Expect:
+    return E(A.Sign(phone=phone, sp=sp, pin=pin), code, **details)
+
+
+def auth(phone: str, code: str = "ACCEPTED", pin: str = APIN, sp: str = "portal", **details: Any) -> Expect:
+    return E(A.Authenticate(phone=phone, sp=sp, pin=pin), code, **details)
+
+
+# --- issuance ---------------------------------------------------------------------------------------
+
+
+@scenario("issue-both-kinds", "Issue both phone certificates and use them", reqs=("ISS-1", "ISS-5", "ISS-6", "ISS-7", "PIN-2"))
+def _issue_both() -> list[Expect]:
+    return [
+        *to_morning(),
+        E(A.InstallApp(phone="D1")),
+        E(A.Apply(person="P1", phone="D1", kinds=BOTH, signing_pin=SPIN, auth_pin=APIN), "APPLET_NOT_READY"),
+        E(A.PrepareApplet(phone="D1"), leftover_removed=False),
+        E(A.Apply(person="P1", phone="D1", kinds=BOTH, signing_pin=SPIN, auth_pin=APIN), push_due=9 * HOUR + 5),
+        E(A.DeliverIssuancePush(person="P1"), "PUSH_NOT_DUE"),
+        E(A.Register(person="P1", phone="D1"), "NOT_NOTIFIED"),
+        E(A.AdvanceTime(minutes=5)),
+        E(A.DeliverIssuancePush(person="P1")),
+        E(A.Register(person="P1", phone="D1")),
+        sign("D1", "PIN_NOT_SET"),
+        E(A.SetPin(phone="D1", kind=SIGNING)),
+        E(A.SetPin(phone="D1", kind=AUTH)),
+        E(A.SetPin(phone="D1", kind=AUTH), "NO_PIN_PENDING"),
+        sign("D1", profile="phone"),
+        auth("D1", profile="phone"),
+        sign("D1", sp="bank"),
+        sign("D1", "SP_NOT_APPROVED", sp="unapproved"),
+        auth("D1", sp="unapproved"),
+        sign("D1", "SP_NOT_WHITELISTED", sp="phishing"),
+        E(A.Sign(phone="D1", sp="portal", pin=SPIN, official_app=False), "ACCESS_DENIED"),
+        E(A.Sign(phone="D1", sp="portal", method=AuthMethod.BIOMETRIC), "OS_AUTH_NOT_ALLOWED"),
+    ]
+
+
+@scenario("apply-refusals", "Applications that must be refused", reqs=("LNK-1", "ISS-2", "PIN-1", "ACT-3", "LNK-5"))
+def _apply_refusals() -> list[Expect]:
+    ap = A.Apply
+    return [
+        *to_morning(),
+        E(A.InstallApp(phone="D1")),
+        E(A.PrepareApplet(phone="D1")),
+        E(ap(person="P1", phone="D1", kinds=frozenset()), "NO_KIND_SELECTED"),
+        E(ap(person="P1", phone="D1", kinds=BOTH, signing_pin="abc123", auth_pin=APIN), "PIN_FORMAT_INVALID", kind="signing"),
+        E(ap(person="P1", phone="D1", kinds=BOTH, signing_pin="ABCDEF", auth_pin=APIN), "PIN_FORMAT_INVALID", kind="signing"),
+        E(ap(person="P1", phone="D1", kinds=BOTH, signing_pin=SPIN, auth_pin="12345"), "PIN_FORMAT_INVALID", kind="auth"),
+        E(ap(person="P1", phone="D1", kinds=BOTH, signing_pin=SPIN, auth_pin=APIN, card_signature_valid=False), "CARD_SIGNATURE_INVALID"),
+        E(A.SetOnline(phone="D1", online=False)),
+        E(ap(person="P1", phone="D1", kinds=BOTH, signing_pin=SPIN, auth_pin=APIN), "DEVICE_OFFLINE"),
+        E(A.SetOnline(phone="D1", online=True)),
+        E(A.RevokeCardCertificate(person="P1", kind=SIGNING)),
+        E(ap(person="P1", phone="D1", kinds=frozenset({AUTH}), auth_pin=APIN), "CARD_SIGNING_CERT_NOT_VALID"),
+        E(A.IssueCardCertificate(person="P1", kind=SIGNING)),
+        E(ap(person="P1", phone="D1", kinds=frozenset({AUTH}), auth_pin=APIN)),
+        E(A.InstallApp(phone="D5")),
+        E(A.PrepareApplet(phone="D5"), "DEVICE_NOT_ELIGIBLE"),
+    ]
+
+
+@scenario("one-kind-then-other", "Signing first, auth later on the same phone", reqs=("LNK-5", "LNK-4", "LNK-3"))
+def _one_then_other() -> list[Expect]:
+    return [
+        *to_morning(),
+        *onboard("P1", "D1", frozenset({SIGNING})),
+        auth("D1", "NO_CERTIFICATE"),
+        E(A.Apply(person="P1", phone="D1", kinds=frozenset({AUTH}), auth_pin=APIN), revoked=()),
+        E(A.AdvanceTime(minutes=5)),
+        E(A.DeliverIssuancePush(person="P1")),
+        E(A.Register(person="P1", phone="D1")),
+        E(A.SetPin(phone="D1", kind=AUTH)),
+        sign("D1"),
+        auth("D1"),
+        # Asking for signing again on the same phone replaces the old one, with consent (ISS-4).
+        E(A.Apply(person="P1", phone="D1", kinds=frozenset({SIGNING}), signing_pin=SPIN2), "CONSENT_REQUIRED"),
+        E(A.Apply(person="P1", phone="D1", kinds=frozenset({SIGNING}), signing_pin=SPIN2, consent=True)),
+        sign("D1", "CERT_REVOKED"),
+        auth("D1"),
+    ]
+
+
+@scenario("outside-push-window", "An application at 21:00 is notified at 08:00 the next day", reqs=("ISS-7", "OPS-2"))
+def _outside_window() -> list[Expect]:
+    return [
+        E(A.AdvanceTime(minutes=21 * HOUR)),
+        E(A.InstallApp(phone="D1")),
+        E(A.PrepareApplet(phone="D1")),
+        E(A.Apply(person="P1", phone="D1", kinds=BOTH, signing_pin=SPIN, auth_pin=APIN), push_due=DAY + 8 * HOUR),
+        E(A.AdvanceTime(minutes=10)),
+        E(A.DeliverIssuancePush(person="P1"), "PUSH_NOT_DUE", push_due=DAY + 8 * HOUR),
+        E(A.AdvanceTime(minutes=11 * HOUR - 10 - 1)),
+        E(A.DeliverIssuancePush(person="P1"), "PUSH_NOT_DUE"),
+        E(A.AdvanceTime(minutes=1)),
+        E(A.DeliverIssuancePush(person="P1")),
+        E(A.Register(person="P1", phone="D1")),
+    ]
+
+
+@scenario("commitment-binds-the-se", "Registering from another phone fails the H(R)=S check", reqs=("ISS-6", "ISS-2", "LNK-6"))
+def _commitment() -> list[Expect]:
+    return [
+        *to_morning(),
+        E(A.InstallApp(phone="D1")),
+        E(A.PrepareApplet(phone="D1")),
+        E(A.InstallApp(phone="D3")),
+        E(A.PrepareApplet(phone="D3")),
+        E(A.Apply(person="P1", phone="D1", kinds=BOTH, signing_pin=SPIN, auth_pin=APIN)),
+        E(A.AdvanceTime(minutes=5)),
+        E(A.DeliverIssuancePush(person="P1")),
+        E(A.Register(person="P1", phone="D3"), "COMMITMENT_MISMATCH"),
+        # A superseding application on D3 makes D1's R stale (ASM-ONE-PENDING-APPLICATION).
+        E(A.Apply(person="P1", phone="D3", kinds=BOTH, signing_pin=SPIN, auth_pin=APIN)),
+        E(A.AdvanceTime(minutes=5)),
+        E(A.DeliverIssuancePush(person="P1")),
+        E(A.Register(person="P1", phone="D1"), "COMMITMENT_MISMATCH"),
+        E(A.Register(person="P1", phone="D3")),
+    ]
+
+
+# --- model change -------------------------------------------------------------------------------------
+
+
+@scenario(
+    "model-change-old-online",
+    "Model change; the old phone is online and deletes its keys",
+    reqs=("MCH-1", "MCH-2", "MCH-4", "REV-3", "DEL-1"),
+)
+def _model_change_online() -> list[Expect]:
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.InstallApp(phone="D3")),
+        E(A.PrepareApplet(phone="D3")),
+        E(A.Apply(person="P1", phone="D3", kinds=BOTH, signing_pin=SPIN2, auth_pin=APIN2), "CONSENT_REQUIRED"),
+        E(A.Apply(person="P1", phone="D3", kinds=BOTH, signing_pin=SPIN2, auth_pin=APIN2, consent=True)),
+        sign("D1", "CERT_REVOKED"),
+        E(A.DeliverDeletionPush(phone="D1"), deleted=("auth", "signing")),
+        sign("D1", "NO_CERTIFICATE"),
+        E(A.DeliverDeletionPush(phone="D1"), "NO_PENDING_DELETION"),
+        E(A.AdvanceTime(minutes=5)),
+        E(A.DeliverIssuancePush(person="P1")),
+        E(A.Register(person="P1", phone="D3")),
+        E(A.SetPin(phone="D3", kind=SIGNING)),
+        sign("D3", pin=SPIN2),
+    ]
+
+
+@scenario("model-change-old-offline", "Model change; the old phone stays offline past 48 hours", reqs=("MCH-2", "MCH-3", "REV-5", "DEL-3"))
+def _model_change_offline() -> list[Expect]:
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.SetOnline(phone="D1", online=False)),
+        E(A.InstallApp(phone="D3")),
+        E(A.PrepareApplet(phone="D3")),
+        E(A.Apply(person="P1", phone="D3", kinds=BOTH, signing_pin=SPIN2, auth_pin=APIN2, consent=True)),
+        E(A.DeliverDeletionPush(phone="D1"), "DEVICE_OFFLINE"),
+        E(A.AdvanceTime(minutes=48 * HOUR), deletions_failed=("D1",)),
+        E(A.SetOnline(phone="D1", online=True)),
+        E(A.DeliverDeletionPush(phone="D1"), "NO_PENDING_DELETION"),
+        # The keys are left on the old phone; they still sign, but no verifier accepts (REV-5).
+        sign("D1", "CERT_REVOKED"),
+        auth("D1", "CERT_REVOKED"),
+        # Stopping use from the old phone still deletes the leftovers (ASM-REVOKE-FROM-PHONE-PER-KIND).
+        E(A.RevokeFromPhone(phone="D1", kind=SIGNING, pin=SPIN), revoked=(), deleted=("signing",)),
+    ]
+
+
+@scenario(
+    "model-change-app-reinstalled", "Remote deletion addressed to the old app's token fails after a reinstall", reqs=("MCH-2", "MCH-3")
+)
+def _model_change_token() -> list[Expect]:
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.InstallApp(phone="D1")),  # reinstall: a new token
+        E(A.InstallApp(phone="D3")),
+        E(A.PrepareApplet(phone="D3")),
+        E(A.Apply(person="P1", phone="D3", kinds=BOTH, signing_pin=SPIN2, auth_pin=APIN2, consent=True)),
+        E(A.DeliverDeletionPush(phone="D1"), "PUSH_TOKEN_INVALID"),
+    ]
+
+
+@scenario("auth-on-other-phone-is-model-change", "Adding auth on a different phone moves everything", reqs=("LNK-4", "LNK-5", "MCH-1"))
+def _other_phone() -> list[Expect]:
+    return [
+        *to_morning(),
+        *onboard("P1", "D1", frozenset({SIGNING})),
+        E(A.InstallApp(phone="D3")),
+        E(A.PrepareApplet(phone="D3")),
+        E(A.Apply(person="P1", phone="D3", kinds=frozenset({AUTH}), auth_pin=APIN), "CONSENT_REQUIRED"),
+        E(A.Apply(person="P1", phone="D3", kinds=frozenset({AUTH}), auth_pin=APIN, consent=True)),
+        sign("D1", "CERT_REVOKED"),
+    ]
+
+
+# --- lost phone, lost card ------------------------------------------------------------------------------
+
+
+@scenario(
+    "lost-phone-found",
+    "Lost phone: call centre suspends; found: auth resumes, signing is revoked",
+    reqs=("SUS-1", "SUS-3", "SUS-4", "OPS-1"),
+)
+def _lost_phone() -> list[Expect]:
+    return [
+        E(A.AdvanceTime(minutes=9 * HOUR)),
+        *onboard("P1", "D1"),
+        E(A.AdvanceTime(minutes=14 * HOUR)),  # 23:10: the call centre answers at any hour
+        E(A.ReportPhoneLost(person="P1")),
+        sign("D1", "CERT_SUSPENDED"),
+        auth("D1", "CERT_SUSPENDED"),
+        E(A.UseCard(person="P1", kind=SIGNING, sp="portal")),
+        E(A.PhoneFound(person="P1")),
+        auth("D1"),
+        sign("D1", "CERT_REVOKED"),
+        E(A.PhoneFound(person="P1"), "NOTHING_SUSPENDED"),
+    ]
+
+
+@scenario(
+    "lost-card-found",
+    "Lost card: card and phone certificates suspended; found: auth resumes, signing re-issued and registered",
+    reqs=("SUS-2", "SUS-3", "SUS-4", "LNK-6"),
+)
+def _lost_card() -> list[Expect]:
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.ReportCardLost(person="P1")),
+        auth("D1", "CERT_SUSPENDED"),
+        E(A.UseCard(person="P1", kind=AUTH, sp="portal"), "CERT_SUSPENDED"),
+        E(A.ResumeFromApp(person="P1", phone="D1", signing_pin=SPIN2), "CARD_SIGNING_CERT_NOT_VALID"),
+        E(A.CardFound(person="P1")),
+        E(A.UseCard(person="P1", kind=AUTH, sp="portal")),
+        E(A.UseCard(person="P1", kind=SIGNING, sp="portal")),
+        auth("D1", "CERT_SUSPENDED"),
+        E(A.ResumeFromApp(person="P1", phone="D1", signing_pin="bad"), "PIN_FORMAT_INVALID"),
+        E(A.ResumeFromApp(person="P1", phone="D1", signing_pin=SPIN2)),
+        auth("D1"),
+        sign("D1", "CERT_REVOKED"),
+        E(A.AdvanceTime(minutes=5)),
+        E(A.DeliverIssuancePush(person="P1")),
+        E(A.Register(person="P1", phone="D1")),
+        E(A.SetPin(phone="D1", kind=SIGNING)),
+        sign("D1", pin=SPIN2),
+        # The new card signing certificate's linkage lets PIN initialisation work on D1 (PIN-4).
+        E(A.InitialisePin(person="P1", phone="D1", kind=AUTH, new_pin=APIN2)),
+        E(A.SetPin(phone="D1", kind=AUTH)),
+        auth("D1", pin=APIN2),
+    ]
+
+
+# --- revocation and cascade ------------------------------------------------------------------------------
+
+
+@scenario("revoke-from-phone", "Stop using the phone: revoke with the phone PIN, no card; data deleted", reqs=("REV-1", "REV-3", "REV-4"))
+def _revoke_from_phone() -> list[Expect]:
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.RevokeFromPhone(phone="D1", kind=SIGNING, pin="WRONG1"), "WRONG_PIN", tries_left=4),
+        E(A.RevokeFromPhone(phone="D1", kind=SIGNING, pin=SPIN), deleted=("signing",)),
+        sign("D1", "NO_CERTIFICATE"),
+        auth("D1"),
+        E(A.RevokeFromPhone(phone="D1", kind=AUTH, pin=APIN), deleted=("auth",)),
+        auth("D1", "NO_CERTIFICATE"),
+        E(A.RevokeWithCard(person="P1"), "NOTHING_TO_REVOKE"),
+    ]
+
+
+@scenario("cascade-after-delay", "Card signing revoked: the phone certificates follow after the cascade delay", reqs=("REV-2", "REV-5"))
+def _cascade() -> list[Expect]:
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.ChangePersonalData(person="P1")),
+        sign("D1"),
+        E(A.AdvanceTime(minutes=24 * HOUR - 1), cascaded=()),
+        auth("D1"),
+        E(A.AdvanceTime(minutes=1)),
+        auth("D1", "CERT_REVOKED"),
+        sign("D1", "CERT_REVOKED"),
+    ]
+
+
+@scenario(
+    "renewal-during-cascade-delay",
+    "A new application during the cascade delay still revokes the old phone certificates",
+    reqs=("ISS-3", "ISS-4", "LNK-3", "VAL-3"),
+)
+def _renewal_cascade() -> list[Expect]:
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.IssueCardCertificate(person="P1", kind=SIGNING)),
+        auth("D1"),  # the old phone certificates are still in force until the sweep
+        E(A.Apply(person="P1", phone="D1", kinds=BOTH, signing_pin=SPIN, auth_pin=APIN), "CONSENT_REQUIRED"),
+        E(A.Apply(person="P1", phone="D1", kinds=BOTH, signing_pin=SPIN, auth_pin=APIN, consent=True)),
+        auth("D1", "CERT_REVOKED"),
+    ]
+
+
+@scenario("card-auth-revocation-does-not-cascade", "Only the card signing certificate carries the linkage", reqs=("LNK-2", "REV-2"))
+def _card_auth_revocation() -> list[Expect]:
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.RevokeCardCertificate(person="P1", kind=AUTH)),
+        E(A.AdvanceTime(minutes=2 * DAY), cascaded=()),
+        auth("D1"),
+    ]
+
+
+# --- PINs -----------------------------------------------------------------------------------------------
+
+
+@scenario(
+    "pin-lock-and-initialise",
+    "Auth PIN locks after 3 wrong entries; initialisation on one's own phone only",
+    reqs=("PIN-3", "PIN-4", "PIN-5", "PIN-2"),
+)
+def _pin_lock() -> list[Expect]:
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.InstallApp(phone="D3")),
+        auth("D1", "WRONG_PIN", pin="0000", tries_left=2),
+        auth("D1", pin=APIN),
+        auth("D1", "WRONG_PIN", pin="0000", tries_left=2),
+        auth("D1", "WRONG_PIN", pin="0000", tries_left=1),
+        auth("D1", "WRONG_PIN", pin="0000", tries_left=0),
+        auth("D1", "PIN_LOCKED", pin=APIN),
+        E(A.ChangePin(phone="D1", kind=AUTH, old_pin=APIN, new_pin=APIN2), "PIN_LOCKED"),
+        E(A.InitialisePin(person="P1", phone="D3", kind=AUTH, new_pin=APIN2), "SE_ID_MISMATCH"),
+        E(A.InitialisePin(person="P1", phone="D1", kind=AUTH, new_pin="99"), "PIN_FORMAT_INVALID"),
+        E(A.InitialisePin(person="P1", phone="D1", kind=AUTH, new_pin=APIN2, card_signature_valid=False), "CARD_SIGNATURE_INVALID"),
+        E(A.InitialisePin(person="P1", phone="D1", kind=AUTH, new_pin=APIN2)),
+        auth("D1", "PIN_NOT_SET", pin=APIN2),
+        E(A.SetPin(phone="D1", kind=AUTH)),
+        auth("D1", pin=APIN2),
+        E(A.ChangePin(phone="D1", kind=AUTH, old_pin=APIN2, new_pin="12a4"), "PIN_FORMAT_INVALID"),
+        E(A.ChangePin(phone="D1", kind=AUTH, old_pin=APIN2, new_pin=APIN)),
+        auth("D1", pin=APIN),
+        E(A.ChangePin(phone="D1", kind=SIGNING, old_pin="WRONG1", new_pin=SPIN2), "WRONG_PIN", tries_left=4),
+    ]
+
+
+@scenario("pin-init-on-someone-elses-phone", "P2 cannot initialise P1's PIN, nor P1 on P2's phone", reqs=("PIN-4", "DEL-1"))
+def _pin_init_foreign() -> list[Expect]:
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        *onboard("P2", "D2", spin=SPIN2, apin=APIN2),
+        E(A.InitialisePin(person="P2", phone="D1", kind=AUTH, new_pin="0000"), "NOT_PHONE_HOLDER"),
+        E(A.TransferPhone(phone="D2", to="P1")),
+        E(A.InitialisePin(person="P1", phone="D2", kind=AUTH, new_pin="0000"), "SE_ID_MISMATCH"),
+        auth("D2", pin=APIN2),
+    ]
+
+
+@scenario("biometrics-rules", "OS screen lock and biometrics for the auth key by Android version and 72-hour rule", reqs=("PIN-6",))
+def _biometrics() -> list[Expect]:
+    bio = AuthMethod.BIOMETRIC
+    osc = AuthMethod.OS_CREDENTIAL
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.Authenticate(phone="D1", sp="portal", method=bio), "OS_AUTH_NOT_ENROLLED"),
+        E(A.EnrollOsAuth(phone="D1", pin="0000"), "WRONG_PIN", tries_left=2),
+        E(A.EnrollOsAuth(phone="D1", pin=APIN)),
+        E(A.Authenticate(phone="D1", sp="portal", method=bio), "PRIMARY_AUTH_REQUIRED"),
+        E(A.UnlockScreen(phone="D1")),
+        E(A.Authenticate(phone="D1", sp="portal", method=bio)),
+        E(A.AdvanceTime(minutes=72 * HOUR)),
+        E(A.Authenticate(phone="D1", sp="portal", method=bio)),
+        E(A.AdvanceTime(minutes=1)),
+        E(A.Authenticate(phone="D1", sp="portal", method=bio), "PRIMARY_AUTH_REQUIRED"),
+        E(A.Authenticate(phone="D1", sp="portal", method=osc)),
+        E(A.Authenticate(phone="D1", sp="portal", method=bio)),
+        E(A.Sign(phone="D1", sp="portal", method=bio), "OS_AUTH_NOT_ALLOWED"),
+        # Android 10 without Class 3 biometrics: neither the OS credential nor biometrics.
+        E(A.RevokeWithCard(person="P1")),
+        *onboard("P1", "D4"),
+        E(A.EnrollOsAuth(phone="D4", pin=APIN), "OS_AUTH_NOT_ALLOWED"),
+        E(A.Authenticate(phone="D4", sp="portal", method=osc), "OS_AUTH_NOT_ALLOWED"),
+        E(A.Authenticate(phone="D4", sp="portal", method=bio), "BIOMETRIC_NOT_CLASS3"),
+        auth("D4"),
+    ]
+
+
+# --- second-hand phones, reset, transfer -------------------------------------------------------------------
+
+
+@scenario(
+    "second-hand-phone-leftover-applet",
+    "A second-hand phone's leftover applet is removed before a new holder applies",
+    reqs=("ISS-8", "DEL-3", "REV-5"),
+)
+def _second_hand() -> list[Expect]:
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.ChangePersonalData(person="P1")),
+        E(A.AdvanceTime(minutes=DAY)),
+        E(A.TransferPhone(phone="D1", to="P2")),
+        # The new holder knows the old PIN by chance: the SE signs, the verifier refuses.
+        sign("D1", "CERT_REVOKED"),
+        E(A.InstallApp(phone="D1")),
+        E(A.PrepareApplet(phone="D1"), leftover_removed=True, removed=("auth", "signing")),
+        sign("D1", "NO_CERTIFICATE"),
+        E(A.Apply(person="P2", phone="D1", kinds=BOTH, signing_pin=SPIN2, auth_pin=APIN2)),
+        E(A.AdvanceTime(minutes=5)),
+        E(A.DeliverIssuancePush(person="P2")),
+        E(A.Register(person="P2", phone="D1")),
+    ]
+
+
+@scenario(
+    "factory-reset-keeps-certificate", "Factory reset (as launched) leaves the certificate and keys in the SE", reqs=("DEL-2", "MCH-3")
+)
+def _reset_default() -> list[Expect]:
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.FactoryReset(phone="D1"), se_wiped=False),
+        E(A.InstallApp(phone="D3")),
+        E(A.PrepareApplet(phone="D3")),
+        E(A.Apply(person="P1", phone="D3", kinds=BOTH, signing_pin=SPIN2, auth_pin=APIN2, consent=True)),
+        E(A.DeliverDeletionPush(phone="D1"), "PUSH_TOKEN_INVALID"),
+        E(A.InstallApp(phone="D1")),
+        sign("D1", "CERT_REVOKED"),
+    ]
+
+
+@scenario(
+    "factory-reset-wipes-se",
+    "Factory reset with the design study's SE wipe (variant factory_reset_wipes_se)",
+    reqs=("DEL-2",),
+    world=base_world(factory_reset_wipes_se=True),
+)
+def _reset_wipes() -> list[Expect]:
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.FactoryReset(phone="D1"), se_wiped=True),
+        E(A.InstallApp(phone="D1")),
+        sign("D1", "NO_CERTIFICATE"),
+        E(A.ReportPhoneLost(person="P1")),
+    ]
+
+
+# --- validity ------------------------------------------------------------------------------------------
+
+
+@scenario("expiry-on-fifth-birthday", "Phone certificates expire with the card, after the 5th birthday", reqs=("VAL-1", "VAL-2", "VAL-3"))
+def _expiry() -> list[Expect]:
+    # P1 is born 15 June 1990. Card certificates issued 1 April 2026: the 1st birthday after
+    # issuance is 15 June 2026, the 5th is 15 June 2030; they expire at 00:00 on 16 June 2030.
+    end = from_datetime(datetime(2030, 6, 16))
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.AdvanceTime(minutes=end - 1 - (9 * HOUR + 5))),
+        auth("D1"),
+        E(A.AdvanceTime(minutes=1)),
+        auth("D1", "CERT_EXPIRED"),
+        sign("D1", "CERT_EXPIRED"),
+        E(A.UseCard(person="P1", kind=SIGNING, sp="portal"), "CERT_EXPIRED"),
+        E(A.Apply(person="P1", phone="D1", kinds=BOTH, signing_pin=SPIN, auth_pin=APIN), "CARD_SIGNING_CERT_NOT_VALID"),
+        E(A.IssueCardCertificate(person="P1", kind=SIGNING)),
+        E(A.Apply(person="P1", phone="D1", kinds=BOTH, signing_pin=SPIN, auth_pin=APIN)),
+    ]

@@ -1,0 +1,45 @@
+"""mjpki's executable specification of the smartphone JPKI lifecycle: pure, deterministic, no I/O."""
+
+from spec.actions import ACTION_TYPES, Action, action_from_json
+from spec.assumptions import ASSUMPTIONS, Assumption, Variants
+from spec.domain import AuthMethod, CertStatus, HoldCause, Kind, PinStatus, Profile, RevocationReason, SPKind
+from spec.machine import SpecError, next_instants, rule_for, step
+from spec.outcome import Outcome, accepted, refused
+from spec.reasons import Reason
+from spec.rules import RULES, RuleSpec
+from spec.state import State, initial_state
+from spec.world import PersonSpec, PhoneSpec, ServiceProviderSpec, World, default_world
+
+__all__ = [
+    "ACTION_TYPES",
+    "ASSUMPTIONS",
+    "RULES",
+    "Action",
+    "Assumption",
+    "AuthMethod",
+    "CertStatus",
+    "HoldCause",
+    "Kind",
+    "Outcome",
+    "PersonSpec",
+    "PhoneSpec",
+    "PinStatus",
+    "Profile",
+    "Reason",
+    "RevocationReason",
+    "RuleSpec",
+    "SPKind",
+    "ServiceProviderSpec",
+    "SpecError",
+    "State",
+    "Variants",
+    "World",
+    "accepted",
+    "action_from_json",
+    "default_world",
+    "initial_state",
+    "next_instants",
+    "refused",
+    "rule_for",
+    "step",
+]

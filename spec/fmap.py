@@ -1,0 +1,69 @@
+"""An immutable, hashable mapping for spec states (Python 3.11 has no frozendict)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
+
+__all__ = ["FrozenMap"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class FrozenMap(Mapping[K, V], Generic[K, V]):
+    """A mapping that never changes; updates return a new map. Keys iterate in sorted order."""
+
+    __slots__ = ("_hash", "_items")
+
+    def __init__(self, items: Mapping[K, V] | Iterable[tuple[K, V]] = ()) -> None:
+        pairs = dict(items.items() if isinstance(items, Mapping) else items)
+        # Sorted storage makes equality, hashing and iteration independent of insertion
+        # order, so two states built along different paths compare equal.
+        self._items: dict[K, V] = dict(sorted(pairs.items(), key=lambda kv: _sort_key(kv[0])))
+        self._hash: int | None = None
+
+    def __getitem__(self, key: K) -> V:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(tuple(self._items.items()))
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FrozenMap):
+            return self._items == other._items
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._items!r})"
+
+    def set(self, key: K, value: V) -> FrozenMap[K, V]:
+        """Return a copy with key bound to value."""
+        new = dict(self._items)
+        new[key] = value
+        return FrozenMap(new)
+
+    def remove(self, key: K) -> FrozenMap[K, V]:
+        """Return a copy without key (no error if absent)."""
+        return FrozenMap((k, v) for k, v in self._items.items() if k != key)
+
+    def update_where(self, pred: Callable[[K, V], bool], fn: Callable[[V], V]) -> FrozenMap[K, V]:
+        """Return a copy with fn applied to every value whose (key, value) satisfies pred."""
+        return FrozenMap((k, fn(v) if pred(k, v) else v) for k, v in self._items.items())
+
+
+def _sort_key(key: Any) -> Any:
+    # Keys are ints, strings, enums or tuples of those; sort enums by value and
+    # keep mixed types apart by their type name.
+    if isinstance(key, tuple):
+        return tuple(_sort_key(k) for k in key)
+    value = getattr(key, "value", key)
+    return (type(value).__name__, value)

@@ -1,0 +1,81 @@
+"""The executable spec's entry points: step an action, list the instants that matter."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from spec import actions as A
+from spec.clock import PRIMARY_AUTH_INTERVAL, next_window_edge
+from spec.domain import CASCADING_REASONS, CertStatus
+from spec.outcome import Outcome
+from spec.rules import RULES, RuleSpec
+from spec.state import State
+from spec.world import World
+
+__all__ = ["SpecError", "step", "rule_for", "check_action", "next_instants"]
+
+
+class SpecError(AssertionError):
+    """The spec broke its own contract (a rule returned an undeclared reason). A bug in spec/."""
+
+
+def rule_for(action: A.Action | type[A.Action]) -> RuleSpec:
+    """The rule that handles this action (type)."""
+    cls = action if isinstance(action, type) else type(action)
+    try:
+        return RULES[cls]
+    except KeyError:
+        raise ValueError(f"{cls.__name__} has no rule; actions with rules: {sorted(c.__name__ for c in RULES)}") from None
+
+
+def check_action(world: World, action: A.Action) -> None:
+    """Raise ValueError if the action names a person, phone or service provider this world lacks."""
+    for f in dataclasses.fields(action):  # type: ignore[arg-type]
+        value = getattr(action, f.name)
+        if f.name in ("person", "to"):
+            world.person(value)
+        elif f.name == "phone":
+            world.phone(value)
+        elif f.name == "sp":
+            world.service_provider(value)
+
+
+def step(world: World, state: State, action: A.Action) -> tuple[State, Outcome]:
+    """Apply one action: the next state and the outcome (accepted, or refused with a reason).
+
+    Pure and deterministic. A malformed action (unknown identifiers) raises ValueError; every
+    well-formed action has an outcome, refusals included.
+    """
+    if not isinstance(action, A.Action):
+        raise TypeError(f"step() takes an Action, got {type(action).__name__}")
+    check_action(world, action)
+    spec = rule_for(action)
+    new_state, outcome = spec.fn(world, state, action)
+    if outcome.reason is not None and outcome.reason not in spec.reasons:
+        raise SpecError(f"{action.name} refused with undeclared reason {outcome.reason.name}")
+    return new_state, outcome
+
+
+def next_instants(world: World, state: State, *, limit: int = 8) -> tuple[int, ...]:
+    """The next instants after now at which some rule's answer can change, soonest first.
+
+    Abstract time (ARCHITECTURE decision 3): exploring only these keeps runs short and the
+    state space finite. They are push dues, push-window edges, cascade deadlines, deletion
+    deadlines, certificate expiries and the end of the 72-hour primary-authentication period.
+    """
+    now = state.now
+    delay = world.variants.cascade_delay_minutes
+    found: set[int] = {next_window_edge(now)}
+    found.update(app.push_due for app in state.applications.values())
+    found.update(d.deadline for d in state.deletions.values())
+    for cert in (*state.card_certs.values(), *state.phone_certs.values()):
+        if cert.status is not CertStatus.REVOKED:
+            found.add(cert.expiry)
+    for pc in state.phone_certs.values():
+        card = state.card_certs[pc.card_serial]
+        if pc.status is not CertStatus.REVOKED and card.reason in CASCADING_REASONS and card.revoked_at is not None:
+            found.add(card.revoked_at + delay)
+    for ps in state.phones.values():
+        if ps.last_primary_auth is not None:
+            found.add(ps.last_primary_auth + PRIMARY_AUTH_INTERVAL + 1)
+    return tuple(sorted(t for t in found if t > now))[:limit]
