@@ -383,15 +383,20 @@ def action_from_json(data: dict[str, Any]) -> Action:
         raise ValueError(f"{name}: {exc}") from None
 
 
+def _enum(cls: type[Enum], value: Any, where: str) -> Any:
+    try:
+        return cls(value)
+    except ValueError:
+        raise ValueError(f"{where} must be one of {[m.value for m in cls]}, got {value!r}") from None
+
+
 def _from_json(hint: Any, value: Any, where: str) -> Any:
-    if hint is Kind:
-        return Kind(value)
-    if hint is AuthMethod:
-        return AuthMethod(value)
+    if hint in (Kind, AuthMethod):
+        return _enum(hint, value, where)
     if hint == frozenset[Kind]:
         if not isinstance(value, list):
             raise ValueError(f"{where} must be a list of kinds, got {value!r}")
-        return frozenset(Kind(v) for v in value)
+        return frozenset(_enum(Kind, v, where) for v in value)
     if hint is bool and not isinstance(value, bool):
         raise ValueError(f"{where} must be true or false, got {value!r}")
     if hint is int and (isinstance(value, bool) or not isinstance(value, int)):

@@ -126,6 +126,25 @@ def _revoke(state: State, serial: Serial, reason: RevocationReason, at: int | No
     )
 
 
+def _sweep(world: World, state: State, until: int) -> tuple[State, list[Serial]]:
+    """The periodic linkage sweep (REV-2, ASM-CASCADE-AT-DEADLINE): revoke, at its deadline,
+    every phone certificate whose card signing certificate was revoked for a cascading reason
+    at least the cascade delay before `until`."""
+    delay = world.variants.cascade_delay_minutes
+    due = sorted(
+        (card.revoked_at + delay, pc.serial)
+        for pc in state.phone_certs.values()
+        if pc.status is not CertStatus.REVOKED
+        and (card := state.card_certs[pc.card_serial]).status is CertStatus.REVOKED
+        and card.reason in CASCADING_REASONS
+        and card.revoked_at is not None
+        and card.revoked_at + delay <= until
+    )
+    for at, serial in due:
+        state = _revoke(state, serial, RevocationReason.CASCADE, at=max(at, state.now))
+    return state, [serial for _at, serial in due]
+
+
 def _hold(cert: CardCert, cause: HoldCause) -> CardCert:
     return replace(cert, status=CertStatus.SUSPENDED, holds=cert.holds | {cause})
 
@@ -252,7 +271,8 @@ def _issue_card(world: World, state: State, a: A.Action) -> Step:
     state = issue_card_cert(world, state, a.person, a.kind)
     new = state.card_cert(a.person, a.kind)
     assert new is not None
-    return state, accepted(serial=new.serial, expiry=new.expiry, superseded=old.serial if old else None)
+    state, cascaded = _sweep(world, state, state.now)  # a zero cascade delay takes effect at once
+    return state, accepted(serial=new.serial, expiry=new.expiry, superseded=old.serial if old else None, cascaded=tuple(cascaded))
 
 
 @rule(A.RevokeCardCertificate, reqs=("REV-2", "REV-4"), reasons=(R.NOTHING_TO_REVOKE,))
@@ -261,7 +281,8 @@ def _revoke_card(world: World, state: State, a: A.Action) -> Step:
     cert = state.card_cert(a.person, a.kind)
     if cert is None or cert.status is CertStatus.REVOKED:
         return state, refused(R.NOTHING_TO_REVOKE)
-    return _revoke(state, cert.serial, RevocationReason.USER_REQUEST), accepted(revoked=(cert.serial,))
+    state, cascaded = _sweep(world, _revoke(state, cert.serial, RevocationReason.USER_REQUEST), state.now)
+    return state, accepted(revoked=(cert.serial,), cascaded=tuple(cascaded))
 
 
 @rule(A.ChangePersonalData, reqs=("REV-2", "CA-3"), reasons=(R.NOTHING_TO_REVOKE,))
@@ -270,7 +291,8 @@ def _change_data(world: World, state: State, a: A.Action) -> Step:
     cert = state.card_cert(a.person, Kind.SIGNING)
     if cert is None or cert.status is CertStatus.REVOKED:
         return state, refused(R.NOTHING_TO_REVOKE)
-    return _revoke(state, cert.serial, RevocationReason.DATA_CHANGE), accepted(revoked=(cert.serial,))
+    state, cascaded = _sweep(world, _revoke(state, cert.serial, RevocationReason.DATA_CHANGE), state.now)
+    return state, accepted(revoked=(cert.serial,), cascaded=tuple(cascaded))
 
 
 @rule(A.ReportCardLost, reqs=("SUS-1", "SUS-2", "OPS-1"), reasons=(R.NO_CERTIFICATE,))
@@ -669,7 +691,16 @@ def _authenticate(world: World, state: State, a: A.Action) -> Step:
         "ACL-3",
         "DEL-3",
     ),
-    reasons=(R.APP_NOT_INSTALLED, R.DEVICE_OFFLINE, R.ACCESS_DENIED, R.SP_NOT_WHITELISTED, R.SP_NOT_APPROVED, *_KEY_USE_REASONS),
+    # The signing key never takes the OS screen lock (PIN-6), so the OS-auth refusals past
+    # OS_AUTH_NOT_ALLOWED cannot happen here.
+    reasons=(
+        R.APP_NOT_INSTALLED,
+        R.DEVICE_OFFLINE,
+        R.ACCESS_DENIED,
+        R.SP_NOT_WHITELISTED,
+        R.SP_NOT_APPROVED,
+        *(r for r in _KEY_USE_REASONS if r not in (R.BIOMETRIC_NOT_CLASS3, R.OS_AUTH_NOT_ENROLLED, R.PRIMARY_AUTH_REQUIRED)),
+    ),
 )
 def _sign(world: World, state: State, a: A.Action) -> Step:
     assert isinstance(a, A.Sign)
@@ -975,21 +1006,7 @@ def _advance(world: World, state: State, a: A.Action) -> Step:
     if a.minutes < 1:
         return state, refused(R.INVALID_TIME_STEP)
     target = state.now + a.minutes
-    delay = world.variants.cascade_delay_minutes
-    cascaded: list[Serial] = []
-    # REV-2 (ASM-CASCADE-AT-DEADLINE): the sweep revokes at the deadline, in deadline order.
-    due = sorted(
-        (card.revoked_at + delay, pc.serial)
-        for pc in state.phone_certs.values()
-        if pc.status is not CertStatus.REVOKED
-        and (card := state.card_certs[pc.card_serial]).status is CertStatus.REVOKED
-        and card.reason in CASCADING_REASONS
-        and card.revoked_at is not None
-        and card.revoked_at + delay <= target
-    )
-    for at, serial in due:
-        state = _revoke(state, serial, RevocationReason.CASCADE, at=max(at, state.now))
-        cascaded.append(serial)
+    state, cascaded = _sweep(world, state, target)
     # MCH-2/MCH-3: a deletion the old phone did not receive within 48 hours has failed.
     expired = tuple(sorted(k for k, d in state.deletions.items() if d.deadline <= target))
     state = replace(state, deletions=FrozenMap((k, d) for k, d in state.deletions.items() if k not in expired))

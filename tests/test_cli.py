@@ -1,0 +1,72 @@
+"""The `mjpki` command: subcommands listed, scenario run, replay and show, clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from mjpki.cli import main
+from mjpki.runner import run_scenario
+from mjpki.scenarios import SCENARIOS
+
+
+def test_help_lists_subcommands(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for cmd in ("scenarios", "replay", "show", "requirements", "rules", "assumptions", "schema"):
+        assert cmd in out
+
+
+def test_console_script_runs() -> None:
+    exe = Path(sys.executable).parent / "mjpki"
+    out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("mjpki ")
+
+
+def test_scenarios_pass_and_write_traces(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["scenarios", "--id", "lost-phone-found", "--id", "revoke-from-phone", "--traces", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "2 passed, 0 failed" in out and "SUS-1" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lost-phone-found.json", "revoke-from-phone.json"]
+
+
+def test_unknown_scenario(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["scenarios", "--id", "nope"]) == 2
+    assert "unknown scenario" in capsys.readouterr().err
+
+
+def test_replay_agrees_then_finds_divergence(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    trace = run_scenario(SCENARIOS["cascade-after-delay"]).trace
+    path = tmp_path / "t.json"
+    path.write_text(trace.dumps())
+    assert main(["replay", str(path)]) == 0
+    data = json.loads(path.read_text())
+    data["steps"][-1]["expected"] = {"code": "ACCEPTED", "details": {}}
+    path.write_text(json.dumps(data))
+    assert main(["replay", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"step {len(data['steps']) - 1}" in out and "CERT_REVOKED" in out
+
+
+def test_show_and_bad_files(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    trace = run_scenario(SCENARIOS["outside-push-window"]).trace
+    path = tmp_path / "t.json"
+    path.write_text(trace.dumps())
+    assert main(["show", str(path)]) == 0
+    assert "PUSH_NOT_DUE" in capsys.readouterr().out
+    assert main(["show", str(tmp_path / "missing.json")]) == 2
+    assert "no such trace file" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text('{"format": "x"}')
+    assert main(["replay", str(tmp_path / "bad.json")]) == 2
+    assert "not a valid trace" in capsys.readouterr().err
+
+
+def test_rules_and_requirements_listing(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["rules"]) == 0
+    out = capsys.readouterr().out
+    assert "Register" in out and "COMMITMENT_MISMATCH" in out
+    assert main(["requirements"]) == 0
+    assert "LNK-3" in capsys.readouterr().out
+    assert main(["schema", "--check"]) == 0
