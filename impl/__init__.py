@@ -1,1 +1,1 @@
-"""The reference implementation (X.509 CA, SQLite records, TSMs, GP-SE behind APDUs): not built yet."""
+"""The reference implementation's parts: JPKI CA (ca), SCP03 (scp03), GP-SE with the JPKI applet (se), records (records)."""

@@ -94,6 +94,7 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
     out_dir = Path(args.traces) if args.traces else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
+    traces = []
     exercised: dict[str, list[str]] = {rid: [] for rid in conformance_ids()}
     failed_reqs: set[str] = set()
     failures = 0
@@ -114,6 +115,7 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
         if args.verbose:
             print(step_table(result.trace))
             print()
+        traces.append(result.trace)
         if out_dir:
             (out_dir / f"{sc.id}.json").write_text(result.trace.dumps(), encoding="utf-8")
     verdicts = {
@@ -129,6 +131,10 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
         f"{len(verdicts) - len(unexercised)} of {len(verdicts)} requirements exercised"
         + (f" (not: {' '.join(unexercised)})" if unexercised else "")
     )
+    from properties.coverage import coverage, render_coverage
+
+    print()
+    print(render_coverage(coverage(traces)))
     if out_dir:
         print(f"traces written to {out_dir}/")
     return 1 if failures else 0
@@ -193,6 +199,120 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scope_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from properties.explorer import Scope
+    from spec.assumptions import Variants
+
+    variants: dict[str, object] = {}
+    for item in args.variant or []:
+        name, _, value = item.partition("=")
+        if name not in Variants.names() or not value:
+            raise SystemExit(f"mjpki: --variant takes NAME=VALUE with NAME one of {list(Variants.names())}")
+        variants[name] = value.lower() in ("1", "true", "yes") if value.lower() in ("0", "1", "true", "false", "yes", "no") else int(value)
+    return Scope(
+        persons=args.persons,
+        phones=args.phones,
+        kinds=args.kinds,
+        depth=args.depth,
+        horizon_minutes=args.horizon_hours * 60,
+        holds=not args.no_holds,
+        pins=not args.no_pins,
+        symmetry=not args.no_symmetry,
+        start=args.start,
+        expiry=args.expiry,
+        variants=Variants(**variants),  # type: ignore[arg-type]
+    )
+
+
+def _cmd_explore(args: argparse.Namespace) -> int:
+    from properties.explorer import explore
+    from properties.invariants import STATE_INVARIANTS, TRANSITION_INVARIANTS
+
+    try:
+        scope = _scope_from(args)
+    except ValueError as exc:
+        print(f"mjpki: {exc}", file=sys.stderr)
+        return 2
+    print(f"scope: {scope.describe()}", flush=True)
+
+    def progress(states: int, edges: int, depth: int) -> None:
+        print(f"  ... {states} states, {edges} edges, depth {depth}", file=sys.stderr, flush=True)
+
+    exp = explore(scope, progress=progress if args.progress else None)
+    print(
+        f"states: {exp.states} with symmetry reduction ({exp.symmetries} symmetries), {exp.concrete_states} without; "
+        f"edges: {exp.edges}; depth reached: {exp.depth_reached}; time: {exp.seconds:.1f} s"
+    )
+    print(
+        "exhaustive: every reachable state of the scope explored"
+        if exp.complete
+        else f"exhaustive up to depth {scope.depth}: states at that depth were not expanded further"
+    )
+    first = {v.invariant: v for v in exp.violations}
+    rows = []
+    for inv in (*STATE_INVARIANTS.values(), *TRANSITION_INVARIANTS.values()):
+        n = exp.per_invariant.get(inv.name, 0)
+        verdict = "holds" if n == 0 else f"VIOLATED ({n}x, shortest trace {len(first[inv.name].trace.steps)} steps)"
+        rows.append((inv.name, " ".join(inv.reqs), verdict))
+    print(table(["invariant", "requirements", "result"], rows, max_width=70))
+    if args.traces and exp.violations:
+        out = Path(args.traces)
+        out.mkdir(parents=True, exist_ok=True)
+        for v in exp.violations:
+            (out / f"{v.invariant}.json").write_text(v.trace.dumps(), encoding="utf-8")
+        print(f"shortest violating traces written to {out}/ (replay with `mjpki replay`)")
+    return 1 if exp.violations else 0
+
+
+def _cmd_coverage(args: argparse.Namespace) -> int:
+    from properties.coverage import coverage, render_coverage
+    from properties.explorer import explore
+
+    paths: list[Path] = []
+    for p in args.traces:
+        path = Path(p)
+        paths += sorted(path.glob("*.json")) if path.is_dir() else [path]
+    traces = []
+    for path in paths:
+        t = _load(str(path))
+        if t is None:
+            return 2
+        traces.append(t)
+    if not traces:
+        print("mjpki: no trace files given", file=sys.stderr)
+        return 2
+    exp = None
+    if args.explore_depth:
+        args.depth = args.explore_depth
+        exp = explore(_scope_from(args))
+    print(f"{len(traces)} traces, {sum(len(t.steps) for t in traces)} steps")
+    print(render_coverage(coverage(traces, exp)))
+    return 0
+
+
+def _cmd_diagrams(args: argparse.Namespace) -> int:
+    from properties.diagrams import lifecycle_graphs, render, to_dot
+    from properties.explorer import Scope, explore
+
+    scopes = [
+        Scope(persons=1, phones=2, depth=7, expiry=True),
+        Scope(persons=1, phones=2, depth=5, expiry=True, start="onboarded"),
+    ]
+    for sc in scopes:
+        print(f"exploring: {sc.describe()}", flush=True)
+    cert_g, se_g = lifecycle_graphs(*(explore(sc) for sc in scopes))
+    out = Path(args.out)
+    for name, g, title, start in (
+        ("phone-certificate-lifecycle", cert_g, "Phone certificate lifecycle (derived from the explored graph)", "not issued"),
+        ("se-lifecycle", se_g, "GP-SE lifecycle (derived from the explored graph)", "no applet"),
+    ):
+        dot = to_dot(g, title=title, start=start)
+        (out / f"{name}.dot").parent.mkdir(parents=True, exist_ok=True)
+        (out / f"{name}.dot").write_text(dot, encoding="utf-8")
+        print(f"wrote {render(dot, out / f'{name}.svg')} ({g.number_of_nodes()} states, {g.number_of_edges()} transitions)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with one subparser per subcommand."""
     p = argparse.ArgumentParser(prog="mjpki", description="Conformance suite for smartphone JPKI.")
@@ -204,6 +324,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--traces", metavar="DIR", help="write each scenario's trace (JSON) to DIR")
     s.add_argument("-v", "--verbose", action="store_true", help="print each scenario's step table")
     s.set_defaults(fn=_cmd_scenarios)
+
+    def scope_options(sp: argparse.ArgumentParser, depth: int) -> None:
+        sp.add_argument("--persons", type=int, default=2)
+        sp.add_argument("--phones", type=int, default=3)
+        sp.add_argument("--kinds", default="both", choices=["both", "signing", "auth", "any"], help="which applications are made")
+        sp.add_argument("--depth", type=int, default=depth, help="longest path explored, in actions")
+        sp.add_argument("--horizon-hours", type=int, default=72, help="how far time may advance")
+        sp.add_argument("--start", default="initial", choices=["initial", "onboarded"])
+        sp.add_argument("--expiry", action="store_true", help="also jump to the next certificate expiry")
+        sp.add_argument("--no-holds", action="store_true", help="leave out lost phone/card and resumption")
+        sp.add_argument("--no-pins", action="store_true", help="leave out wrong PINs and PIN initialisation")
+        sp.add_argument("--no-symmetry", action="store_true", help="do not merge states that differ by renaming")
+        sp.add_argument("--variant", action="append", metavar="NAME=VALUE", help="a variant setting (repeatable)")
+
+    s = sub.add_parser("explore", help="explore every reachable spec state of a scope; check every invariant")
+    scope_options(s, depth=5)
+    s.add_argument("--traces", metavar="DIR", help="write the shortest violating trace of each broken invariant to DIR")
+    s.add_argument("--progress", action="store_true", help="print progress on stderr")
+    s.set_defaults(fn=_cmd_explore)
+
+    s = sub.add_parser("coverage", help="which actions and outcomes a set of traces exercised (and explored edges touched)")
+    s.add_argument("traces", nargs="+", help="trace files or directories of them")
+    scope_options(s, depth=0)
+    s.add_argument("--explore-depth", type=int, default=0, help="also explore the scope to this depth and count edges touched")
+    s.set_defaults(fn=_cmd_coverage)
+
+    s = sub.add_parser("diagrams", help="derive the phone certificate and SE lifecycle diagrams from explored graphs")
+    s.add_argument("--out", default="docs/diagrams", help="output folder (DOT and SVG)")
+    s.set_defaults(fn=_cmd_diagrams)
 
     s = sub.add_parser("replay", help="replay a trace file on the spec and show where they part")
     s.add_argument("trace", help="a trace JSON file")

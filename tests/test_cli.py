@@ -15,7 +15,7 @@ from mjpki.scenarios import SCENARIOS
 def test_help_lists_subcommands(capsys) -> None:  # type: ignore[no-untyped-def]
     assert main([]) == 0
     out = capsys.readouterr().out
-    for cmd in ("scenarios", "replay", "show", "requirements", "rules", "assumptions", "schema"):
+    for cmd in ("scenarios", "explore", "coverage", "diagrams", "replay", "show", "requirements", "rules", "assumptions", "schema"):
         assert cmd in out
 
 
@@ -70,3 +70,29 @@ def test_rules_and_requirements_listing(capsys) -> None:  # type: ignore[no-unty
     assert main(["requirements"]) == 0
     assert "LNK-3" in capsys.readouterr().out
     assert main(["schema", "--check"]) == 0
+
+
+def test_explore_small_scope(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["explore", "--persons", "1", "--phones", "1", "--depth", "3", "--variant", "cascade_delay_minutes=0"]) == 0
+    out = capsys.readouterr().out
+    assert "scope: 1 persons, 1 phones" in out and "exhaustive up to depth 3" in out
+    assert "one_phone_cert_per_kind" in out and "VIOLATED" not in out
+
+
+def test_explore_rejects_bad_options(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["explore", "--persons", "7"]) == 2
+    assert "persons" in capsys.readouterr().err
+    try:
+        main(["explore", "--variant", "colour=red"])
+    except SystemExit as exc:
+        assert "NAME=VALUE" in str(exc)
+    else:
+        raise AssertionError("an unknown variant must be refused")
+
+
+def test_coverage_command(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    trace = run_scenario(SCENARIOS["lost-phone-found"]).trace
+    (tmp_path / "t.json").write_text(trace.dumps())
+    assert main(["coverage", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 traces" in out and "declared outcomes exercised" in out and "never" in out

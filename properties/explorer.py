@@ -1,0 +1,509 @@
+"""Exhaustive small-scope exploration of the spec: every reachable state, every invariant, shortest counterexamples.
+
+Breadth-first search over the spec's own `step`, with a finite action alphabet for the scope
+(persons, phones, kinds, a time horizon, a depth bound). States are canonicalised before
+they are compared: fresh values (serials, keys, nonces, push tokens) are renumbered by the
+structure that holds them, and persons and phones are renamed under every permutation that
+leaves the initial state unchanged (symmetry reduction). The reachable graph is a
+`networkx.DiGraph` whose edges carry the action and its outcome code.
+
+Because the search is breadth-first and each stored state is the concrete result of
+applying the edge's action to its parent's stored state, the path to the first violating
+state found is a shortest one, and it replays on the spec as it is.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import networkx as nx
+
+from properties.invariants import check_state, check_transition
+from spec import actions as A
+from spec.assumptions import Variants
+from spec.clock import DAY, HOUR
+from spec.domain import Kind
+from spec.machine import next_instants, step
+from spec.observe import observe
+from spec.outcome import Outcome
+from spec.state import State, initial_state
+from spec.trace import Trace, TraceStep, step_reqs
+from spec.world import PersonSpec, PhoneSpec, ServiceProviderSpec, World
+
+__all__ = ["Scope", "Violation", "Exploration", "Canon", "explore", "scope_world", "start_state", "alphabet", "canonical_key"]
+
+GOOD = {Kind.SIGNING: "ABC123", Kind.AUTH: "1234"}
+WRONG = {Kind.SIGNING: "XYZ789", Kind.AUTH: "5678"}
+KIND_SETS = {
+    "both": (frozenset({Kind.SIGNING, Kind.AUTH}),),
+    "signing": (frozenset({Kind.SIGNING}),),
+    "auth": (frozenset({Kind.AUTH}),),
+    "any": (frozenset({Kind.SIGNING, Kind.AUTH}), frozenset({Kind.SIGNING}), frozenset({Kind.AUTH})),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scope:
+    """What the exploration covers; every count it prints is for this scope."""
+
+    persons: int = 2
+    phones: int = 3
+    kinds: str = "both"
+    """Which applications are made: both kinds at once, signing only, auth only, or any of these."""
+    depth: int = 8
+    """The longest path explored, in actions."""
+    horizon_minutes: int = 3 * DAY
+    """Time advances (to the next instant that matters) only up to this long after the start."""
+    holds: bool = True
+    """Include lost phone / lost card reports and their resumption."""
+    card_issues: int = 1
+    """How many more card certificates each person may be issued (renewal, data change) in a run."""
+    phone_certs: int = 4
+    """How many phone certificates each person may be issued in a run."""
+    pins: bool = True
+    """Include wrong PIN entries, PIN initialisation and PIN setting."""
+    variants: Variants = field(default_factory=Variants)
+    symmetry: bool = True
+    expiry: bool = False
+    """Also jump straight to the next certificate expiry (beyond the horizon), to explore what follows it."""
+    start: str = "initial"
+    """Where to start: "initial" (time 0, nothing on any phone) or "onboarded" (every person holding
+    a phone has both phone certificates registered on it with PINs set, at 09:05 on day 0)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.persons <= 3 or not 1 <= self.phones <= 4:
+            raise ValueError("scope: 1-3 persons and 1-4 phones (the state space grows very fast beyond)")
+        if self.kinds not in KIND_SETS:
+            raise ValueError(f"scope: kinds must be one of {sorted(KIND_SETS)}")
+        if self.depth < 1:
+            raise ValueError("scope: depth must be at least 1")
+        if self.start not in ("initial", "onboarded"):
+            raise ValueError("scope: start must be 'initial' or 'onboarded'")
+
+    def describe(self) -> str:
+        """One line naming the scope."""
+        return (
+            f"{self.persons} persons, {self.phones} phones, kinds={self.kinds}, depth<={self.depth}, "
+            f"time horizon {self.horizon_minutes // HOUR} h, card issues<={self.card_issues}, phone certs<={self.phone_certs}, "
+            f"holds={'on' if self.holds else 'off'}, "
+            f"pins={'on' if self.pins else 'off'}, symmetry={'on' if self.symmetry else 'off'}, start={self.start}"
+        )
+
+
+def scope_world(scope: Scope) -> World:
+    """The world of a scope: interchangeable persons (same birthday) and phones; phone i held by person i, the rest unheld."""
+    persons = tuple(PersonSpec(id=f"P{i + 1}", birth=date(1990, 6, 15)) for i in range(scope.persons))
+    phones = tuple(
+        PhoneSpec(id=f"D{i + 1}", se_id=f"SE-{i + 1:04d}", initial_holder=persons[i].id if i < scope.persons else None)
+        for i in range(scope.phones)
+    )
+    return World(persons=persons, phones=phones, service_providers=(ServiceProviderSpec(id="portal"),), variants=scope.variants)
+
+
+def start_state(world: World, start: str) -> State:
+    """The state an exploration starts from (see Scope.start)."""
+    state = initial_state(world)
+    if start == "initial":
+        return state
+    both = frozenset({Kind.SIGNING, Kind.AUTH})
+    held = [(ph.id, ph.initial_holder) for ph in world.phones if ph.initial_holder is not None]
+    prefix: list[A.Action] = [A.AdvanceTime(minutes=9 * HOUR)]
+    for d, p in held:
+        prefix += [
+            A.InstallApp(phone=d),
+            A.PrepareApplet(phone=d),
+            A.Apply(person=p, phone=d, kinds=both, signing_pin=GOOD[Kind.SIGNING], auth_pin=GOOD[Kind.AUTH]),
+        ]
+    prefix.append(A.AdvanceTime(minutes=5))
+    for d, p in held:
+        prefix += [A.DeliverIssuancePush(person=p), A.Register(person=p, phone=d), A.SetPin(phone=d, kind=Kind.SIGNING)]
+        prefix.append(A.SetPin(phone=d, kind=Kind.AUTH))
+    for a in prefix:
+        state, outcome = step(world, state, a)
+        if not outcome.ok:
+            raise AssertionError(f"the onboarding prefix was refused at {a}: {outcome}")
+    return state
+
+
+def alphabet(world: World, state: State, scope: Scope) -> Iterator[A.Action]:
+    """The finite set of actions the explorer tries in a state (only ones the world can take)."""
+    persons = [p.id for p in world.persons]
+    for d, ps in state.phones.items():
+        h = ps.holder
+        yield A.InstallApp(phone=d)
+        yield A.PrepareApplet(phone=d)
+        yield A.SetOnline(phone=d, online=not ps.online)
+        yield A.DeliverDeletionPush(phone=d)
+        for other in persons:
+            if other != h:
+                yield A.TransferPhone(phone=d, to=other)
+        for kind in Kind:
+            yield (
+                A.Sign(phone=d, sp="portal", pin=GOOD[kind])
+                if kind is Kind.SIGNING
+                else A.Authenticate(phone=d, sp="portal", pin=GOOD[kind])
+            )
+            yield A.RevokeFromPhone(phone=d, kind=kind, pin=GOOD[kind])
+            yield A.SetPin(phone=d, kind=kind)
+            if scope.pins:
+                yield (
+                    A.Sign(phone=d, sp="portal", pin=WRONG[kind])
+                    if kind is Kind.SIGNING
+                    else A.Authenticate(phone=d, sp="portal", pin=WRONG[kind])
+                )
+        if h is None:
+            continue
+        for kinds in KIND_SETS[scope.kinds]:
+            for consent in (False, True):
+                yield A.Apply(person=h, phone=d, kinds=kinds, signing_pin=GOOD[Kind.SIGNING], auth_pin=GOOD[Kind.AUTH], consent=consent)
+        if sum(1 for c in state.phone_certs.values() if c.person == h) + 2 <= scope.phone_certs:
+            yield A.Register(person=h, phone=d)
+        if scope.pins:
+            for kind in Kind:
+                yield A.InitialisePin(person=h, phone=d, kind=kind, new_pin=GOOD[kind])
+        if scope.holds:
+            yield A.ResumeFromApp(person=h, phone=d, signing_pin=GOOD[Kind.SIGNING])
+    for p in persons:
+        yield A.DeliverIssuancePush(person=p)
+        yield A.ChangePersonalData(person=p)
+        if sum(1 for c in state.card_certs.values() if c.person == p) < 2 + scope.card_issues:
+            yield A.IssueCardCertificate(person=p, kind=Kind.SIGNING)
+        yield A.RevokeWithCard(person=p)
+        if scope.holds:
+            yield A.ReportPhoneLost(person=p)
+            yield A.PhoneFound(person=p)
+            yield A.ReportCardLost(person=p)
+            yield A.CardFound(person=p)
+    for t in next_instants(world, state, limit=1):
+        if t <= scope.horizon_minutes:
+            yield A.AdvanceTime(minutes=t - state.now)
+    if scope.expiry:
+        live = [c.expiry for c in (*state.card_certs.values(), *state.phone_certs.values()) if c.expiry > state.now]
+        if live:
+            yield A.AdvanceTime(minutes=min(live) - state.now)
+
+
+# --- canonical form -------------------------------------------------------------------------------------
+
+
+def _symmetries(world: World, state: State) -> list[tuple[dict[str, str], dict[str, str]]]:
+    """Permutations of person and phone ids that leave this (initial) state unchanged, identity first."""
+    persons = [p.id for p in world.persons]
+    phones = [p.id for p in world.phones]
+    births = {p.id: p.birth for p in world.persons}
+    specs = {p.id: (p.android, p.gp_se, p.nfc, p.biometric_class3) for p in world.phones}
+    ident = (dict(zip(persons, persons, strict=True)), dict(zip(phones, phones, strict=True)))
+    base = canonical_key(world, state, *ident)
+    found = [ident]
+    for pp in itertools.permutations(persons):
+        pmap = dict(zip(persons, pp, strict=True))
+        if any(births[a] != births[b] for a, b in pmap.items()):
+            continue
+        for dp in itertools.permutations(phones):
+            dmap = dict(zip(phones, dp, strict=True))
+            if (pmap, dmap) == ident or any(specs[a] != specs[b] for a, b in dmap.items()):
+                continue
+            if canonical_key(world, state, pmap, dmap) == base:
+                found.append((pmap, dmap))
+    return found
+
+
+class Canon:
+    """Canonical keys of states in one world: fresh values renumbered, symmetric names merged."""
+
+    def __init__(self, world: World, start: State | None = None, *, symmetry: bool = True) -> None:
+        self.world = world
+        syms = _symmetries(world, start if start is not None else initial_state(world))
+        self.symmetries = syms if symmetry else syms[:1]
+
+    def key(self, state: State) -> tuple[Any, ...]:
+        """The class of this state."""
+        keys = [canonical_key(self.world, state, pm, dm) for pm, dm in self.symmetries]
+        # Keys mix None and numbers, so they are ordered by their text; any total order will do.
+        return keys[0] if len(keys) == 1 else min(keys, key=repr)
+
+    def orbit(self, state: State) -> int:
+        """How many distinct states (without symmetry reduction) this state's class stands for."""
+        return len({canonical_key(self.world, state, pm, dm) for pm, dm in self.symmetries})
+
+
+def canonical_key(world: World, state: State, pmap: dict[str, str], dmap: dict[str, str]) -> tuple[Any, ...]:
+    """The state with persons and phones renamed and every fresh value renumbered by where it is held."""
+    se_name = {ph.se_id: world.phone(dmap[ph.id]).se_id for ph in world.phones}
+    numbers: dict[int, int] = {}
+
+    def n(v: int | None) -> int | None:
+        if v is None:
+            return None
+        if v not in numbers:
+            numbers[v] = len(numbers)
+        return numbers[v]
+
+    persons = sorted(state.persons.items(), key=lambda kv: pmap[kv[0]])
+    phones = sorted(state.phones.items(), key=lambda kv: dmap[kv[0]])
+    key: list[Any] = [state.now]
+    for pid, ps in persons:
+        key.append((pmap[pid], n(ps.card_signing), n(ps.card_auth)))
+    for did, ph in phones:
+        se = ph.se
+        key.append(
+            (
+                dmap[did],
+                None if ph.holder is None else pmap[ph.holder],
+                n(ph.app_token),
+                ph.applet_ready,
+                ph.online,
+                ph.push_enabled,
+                ph.os_auth_enrolled,
+                ph.last_primary_auth,
+                tuple(sorted((k.value, v) for k, v in ph.held_pins.items())),
+                se.applet,
+                n(se.nonce),
+                tuple(
+                    (k.value, pmap[s.person], n(s.key_id), n(s.cert_serial), s.pin_status.value, s.pin, s.tries_left)
+                    for k, s in sorted(se.slots.items(), key=lambda kv: kv[0].value)
+                ),
+            )
+        )
+    for _pid, app in sorted(state.applications.items(), key=lambda kv: pmap[kv[0]]):
+        key.append(
+            (
+                "app",
+                pmap[app.person],
+                dmap[app.phone],
+                tuple(sorted(k.value for k in app.kinds)),
+                n(app.commitment),
+                n(app.card_serial),
+                n(app.push_token),
+                app.push_due,
+                app.notified,
+            )
+        )
+
+    def cert_sort(c: Any) -> tuple[Any, ...]:
+        return (pmap[c.person], c.kind.value, c.issued_at, c.serial)
+
+    for c in sorted(state.card_certs.values(), key=cert_sort):
+        key.append(
+            (
+                "card",
+                n(c.serial),
+                pmap[c.person],
+                c.kind.value,
+                c.status.value,
+                tuple(sorted(h.value for h in c.holds)),
+                c.issued_at,
+                c.expiry,
+                c.revoked_at,
+                c.reason and c.reason.value,
+            )
+        )
+    for c in sorted(state.phone_certs.values(), key=cert_sort):
+        key.append(
+            (
+                "phone",
+                n(c.serial),
+                pmap[c.person],
+                c.kind.value,
+                c.status.value,
+                tuple(sorted(h.value for h in c.holds)),
+                c.issued_at,
+                c.expiry,
+                c.revoked_at,
+                c.reason and c.reason.value,
+                se_name[c.se_id],
+                n(c.card_serial),
+                n(c.key_id),
+                n(c.commitment),
+                n(c.presented_r),
+                n(c.push_token),
+            )
+        )
+    key.append(tuple(sorted((n(s), se_name[se]) for s, se in state.linkage.items())))
+    key.append(
+        tuple(
+            sorted(
+                (dmap[d.phone], pmap[d.person], tuple(sorted(n(s) for s in d.serials)), n(d.push_token), d.deadline)
+                for d in state.deletions.values()
+            )
+        )
+    )
+    return tuple(key)
+
+
+# --- the search -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Violation:
+    """An invariant violation found by exploration, with the shortest path to it as a trace."""
+
+    invariant: str
+    reqs: tuple[str, ...]
+    message: str
+    trace: Trace
+
+
+@dataclass(slots=True, kw_only=True)
+class Exploration:
+    """The explored graph and what was found on it."""
+
+    scope: Scope
+    world: World
+    graph: nx.DiGraph
+    depth_reached: int
+    complete: bool
+    """False if the depth bound cut off states that had unexplored successors."""
+    seconds: float
+    concrete_states: int
+    """How many states there are without symmetry reduction (each class counted by its orbit)."""
+    symmetries: int
+    canon: Canon
+    violations: list[Violation] = field(default_factory=list)
+    per_invariant: dict[str, int] = field(default_factory=dict)
+    """Invariant name -> number of violations found (0 means it held on every state or step)."""
+
+    @property
+    def states(self) -> int:
+        """Reachable states after symmetry reduction."""
+        return self.graph.number_of_nodes()
+
+    @property
+    def edges(self) -> int:
+        """Distinct transitions between them."""
+        return self.graph.number_of_edges()
+
+
+def _path(graph: nx.DiGraph, node: Any) -> list[tuple[A.Action, Outcome]]:
+    steps = []
+    while True:
+        parent = graph.nodes[node].get("parent")
+        if parent is None:
+            break
+        data = graph.edges[parent, node]
+        steps.append((data["action"], data["outcome"]))
+        node = parent
+    return list(reversed(steps))
+
+
+def _trace(world: World, steps: list[tuple[A.Action, Outcome]], title: str) -> Trace:
+    return Trace(
+        world=world,
+        steps=tuple(TraceStep(action=a, expected=o, reqs=step_reqs(a, o)) for a, o in steps),
+        title=title,
+        source="explorer",
+    )
+
+
+def explore(
+    scope: Scope,
+    *,
+    stepper: Callable[[World, State, A.Action], tuple[State, Outcome]] = step,
+    stop_at_first: bool = False,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> Exploration:
+    """Explore every state reachable in the scope; check every invariant on every state and edge.
+
+    `stepper` is the transition function (the spec's `step` unless a test seeds a bug).
+    """
+    started = time.perf_counter()
+    world = scope_world(scope)
+    init = start_state(world, scope.start)
+    canon = Canon(world, init, symmetry=scope.symmetry)
+    key_of, orbit = canon.key, canon.orbit
+
+    graph: nx.DiGraph = nx.DiGraph()
+    root = key_of(init)
+    graph.add_node(root, state=init, depth=0, parent=None)
+    per: dict[str, int] = {}
+    violations: list[Violation] = []
+    seen_invariants: set[str] = set()
+
+    def record(found: list[Any], node: Any, extra: tuple[A.Action, Outcome] | None) -> None:
+        for v in found:
+            per[v.invariant] = per.get(v.invariant, 0) + 1
+            if v.invariant in seen_invariants:
+                continue  # BFS: the first one found for an invariant is a shortest
+            seen_invariants.add(v.invariant)
+            steps = _path(graph, node) + ([extra] if extra else [])
+            violations.append(
+                Violation(invariant=v.invariant, reqs=v.reqs, message=v.message, trace=_trace(world, steps, f"{v.invariant}: {v.message}"))
+            )
+
+    record(check_state(world, observe(world, init)), root, None)
+    concrete = orbit(init)
+    frontier: deque[Any] = deque([root])
+    depth_reached = 0
+    complete = True
+    obs_cache: dict[Any, Any] = {}
+    key_cache: dict[State, Any] = {}
+    while frontier:
+        node = frontier.popleft()
+        data = graph.nodes[node]
+        depth = data["depth"]
+        depth_reached = max(depth_reached, depth)
+        if depth >= scope.depth:
+            complete = False
+            continue
+        state: State = data["state"]
+        pre = obs_cache.pop(node, None) or observe(world, state)
+        for action in alphabet(world, state, scope):
+            new_state, outcome = stepper(world, state, action)
+            if outcome.reason is not None and outcome.reason.environmental:
+                continue
+            if new_state is state:  # most refusals change nothing: a self-loop, same observation
+                child, post = node, pre
+            else:
+                child = key_cache.get(new_state)
+                if child is None:
+                    child = key_cache[new_state] = key_of(new_state)
+                # The observation of this concrete state: a stored representative of the same
+                # class may be a symmetric image with other names and serials.
+                post = observe(world, new_state)
+            is_new = child not in graph
+            if is_new:
+                graph.add_node(child, state=new_state, depth=depth + 1, parent=node)
+                concrete += orbit(new_state)
+                frontier.append(child)
+                obs_cache[child] = post
+            if not graph.has_edge(node, child):
+                graph.add_edge(node, child, action=action, outcome=outcome, label=f"{action.name}:{outcome.code}")
+            # Transition invariants on every edge; state invariants once per new state.
+            found = check_transition(world, pre, action, outcome, post)
+            if not is_new:
+                found = [v for v in found if v.invariant not in _STATE_NAMES]
+            if found:
+                record(found, node, (action, outcome))
+                if stop_at_first:
+                    frontier.clear()
+                    break
+        if progress and graph.number_of_nodes() % 5000 < 60:
+            progress(graph.number_of_nodes(), graph.number_of_edges(), depth)
+    return Exploration(
+        scope=scope,
+        world=world,
+        graph=graph,
+        depth_reached=depth_reached,
+        complete=complete,
+        seconds=time.perf_counter() - started,
+        concrete_states=concrete,
+        symmetries=len(canon.symmetries),
+        canon=canon,
+        violations=violations,
+        per_invariant=per,
+    )
+
+
+def _state_invariant_names() -> frozenset[str]:
+    from properties.invariants import STATE_INVARIANTS
+
+    return frozenset(STATE_INVARIANTS)
+
+
+_STATE_NAMES = _state_invariant_names()
