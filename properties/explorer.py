@@ -289,42 +289,25 @@ def canonical_key(world: World, state: State, pmap: dict[str, str], dmap: dict[s
     def cert_sort(c: Any) -> tuple[Any, ...]:
         return (pmap[c.person], c.kind.value, c.issued_at, c.serial)
 
+    def record(c: Any) -> tuple[Any, ...]:
+        holds = tuple(sorted(h.value for h in c.holds))
+        return (
+            n(c.serial),
+            pmap[c.person],
+            c.kind.value,
+            c.status.value,
+            holds,
+            c.issued_at,
+            c.expiry,
+            c.revoked_at,
+            c.reason and c.reason.value,
+        )
+
     for c in sorted(state.card_certs.values(), key=cert_sort):
-        key.append(
-            (
-                "card",
-                n(c.serial),
-                pmap[c.person],
-                c.kind.value,
-                c.status.value,
-                tuple(sorted(h.value for h in c.holds)),
-                c.issued_at,
-                c.expiry,
-                c.revoked_at,
-                c.reason and c.reason.value,
-            )
-        )
+        key.append(("card", *record(c)))
     for c in sorted(state.phone_certs.values(), key=cert_sort):
-        key.append(
-            (
-                "phone",
-                n(c.serial),
-                pmap[c.person],
-                c.kind.value,
-                c.status.value,
-                tuple(sorted(h.value for h in c.holds)),
-                c.issued_at,
-                c.expiry,
-                c.revoked_at,
-                c.reason and c.reason.value,
-                se_name[c.se_id],
-                n(c.card_serial),
-                n(c.key_id),
-                n(c.commitment),
-                n(c.presented_r),
-                n(c.push_token),
-            )
-        )
+        links = (se_name[c.se_id], n(c.card_serial), n(c.key_id), n(c.commitment), n(c.presented_r), n(c.push_token))
+        key.append(("phone", *record(c), *links))
     key.append(tuple(sorted((n(s), se_name[se]) for s, se in state.linkage.items())))
     key.append(
         tuple(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import shutil
 import subprocess
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -54,20 +53,6 @@ def fresh_serial() -> int:
 
 
 # --- fixtures ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def openssl() -> str:
-    """The openssl binary; its absence fails the tests (they must not be skipped)."""
-    path = shutil.which("openssl")
-    assert path, "the openssl command line tool is required for these tests: install it (e.g. apt-get install openssl)"
-    return path
-
-
-@pytest.fixture(scope="module")
-def ca() -> JpkiCa:
-    """Both CAs, generated once per module (RSA keygen is slow)."""
-    return JpkiCa.generate()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import hashlib
 import itertools
 import json
 import random
-import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -182,20 +181,6 @@ def personalise(se: GpSe, ca: JpkiCa, kinds: tuple[Kind, ...]) -> Issued:
         public_keys[kind], certs[kind], ca_certs[kind], serials[kind] = public_key, der(cert), ca_der, cert.serial_number
     se.power_reset()
     return Issued(snapshot=se.snapshot(), public_keys=public_keys, certs=certs, ca_certs=ca_certs, serials=serials, r=output.r, s=s)
-
-
-@pytest.fixture(scope="module")
-def openssl() -> str:
-    """The openssl binary; its absence fails the tests (they must not be skipped)."""
-    path = shutil.which("openssl")
-    assert path, "the openssl command line tool is required for these tests: install it (e.g. apt-get install openssl)"
-    return path
-
-
-@pytest.fixture(scope="module")
-def ca() -> JpkiCa:
-    """The reference CA (two RSA keys, generated once per module)."""
-    return JpkiCa.generate()
 
 
 @pytest.fixture(scope="module")
