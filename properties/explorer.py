@@ -24,7 +24,7 @@ from typing import Any
 
 import networkx as nx
 
-from properties.invariants import check_state, check_transition
+from properties.invariants import STATE_INVARIANTS, check_state, check_transition
 from spec import actions as A
 from spec.assumptions import Variants
 from spec.clock import DAY, HOUR
@@ -460,7 +460,7 @@ def explore(
             # Transition invariants on every edge; state invariants once per new state.
             found = check_transition(world, pre, action, outcome, post)
             if not is_new:
-                found = [v for v in found if v.invariant not in _STATE_NAMES]
+                found = [v for v in found if v.invariant not in STATE_INVARIANTS]
             if found:
                 record(found, node, (action, outcome))
                 if stop_at_first:
@@ -481,12 +481,3 @@ def explore(
         violations=violations,
         per_invariant=per,
     )
-
-
-def _state_invariant_names() -> frozenset[str]:
-    from properties.invariants import STATE_INVARIANTS
-
-    return frozenset(STATE_INVARIANTS)
-
-
-_STATE_NAMES = _state_invariant_names()

@@ -34,7 +34,6 @@ from spec.state import (
     CardCert,
     Deletion,
     PhoneCert,
-    PhoneState,
     SecureElement,
     Slot,
     State,
@@ -973,22 +972,22 @@ def _factory_reset(world: World, state: State, a: A.Action) -> Step:
     state = state.with_phone(
         a.phone,
         **{
-            **_fresh_phone_fields(ps),
+            **_FRESH_PHONE,
             "se": SecureElement() if wipe else ps.se,
         },
     )
     return state, accepted(se_wiped=wipe)
 
 
-def _fresh_phone_fields(ps: PhoneState) -> dict[str, object]:
-    return {
-        "app_token": None,
-        "applet_ready": False,
-        "os_auth_enrolled": False,
-        "last_primary_auth": None,
-        "held_pins": FrozenMap(),
-        "push_enabled": True,
-    }
+_FRESH_PHONE: dict[str, object] = {
+    "app_token": None,
+    "applet_ready": False,
+    "os_auth_enrolled": False,
+    "last_primary_auth": None,
+    "held_pins": FrozenMap(),
+    "push_enabled": True,
+}
+"""What a factory reset leaves of a phone's own state (the SE is the variant's business)."""
 
 
 @rule(A.TransferPhone, reqs=("DEL-3", "REV-3"), reasons=(R.ALREADY_IN_THAT_STATE,))
