@@ -88,6 +88,9 @@ def probe_actions(world: World, state: State) -> list[A.Action]:
     for p, app in state.applications.items():
         if not app.notified:
             out += [A.DeliverIssuancePush(person=p), A.Register(person=p, phone=app.phone)]
+        # Registering from another phone of the applicant's must fail the H(R)=S check (ISS-6).
+        others = [d for d, ps in state.phones.items() if ps.holder == p and d != app.phone and ps.app_token is not None]
+        out += [A.Register(person=p, phone=d) for d in others] * 2
     for cc in state.card_certs.values():
         if cc.status is CertStatus.SUSPENDED:
             out.append(A.UseCard(person=cc.person, kind=cc.kind, sp=sp))

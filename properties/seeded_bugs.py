@@ -77,11 +77,16 @@ def _card_hold_skips_phone(world: World, pre: State, post: State, a: A.Action) -
     return replace(post, phone_certs=post.phone_certs.update_where(lambda _s, c: HoldCause.CARD_LOST in c.holds, lift))
 
 
-def _no_cascade(world: World, pre: State, post: State, a: A.Action) -> State:
+def _no_cascade(world: World, state: State, action: A.Action) -> tuple[State, Outcome]:
+    """Whatever the step, the cascade revocations it made are undone: the linkage sweep never works."""
+    post, outcome = step(world, state, action)
+
     def undo(c):  # type: ignore[no-untyped-def]
         return replace(c, status=CertStatus.ACTIVE, revoked_at=None, reason=None)
 
-    return replace(post, phone_certs=post.phone_certs.update_where(lambda _s, c: c.reason is RevocationReason.CASCADE, undo))
+    fresh = {s for s, c in post.phone_certs.items() if c.reason is RevocationReason.CASCADE and s in state.phone_certs}
+    fresh -= {s for s in fresh if state.phone_certs[s].reason is RevocationReason.CASCADE}
+    return replace(post, phone_certs=post.phone_certs.update_where(lambda s, _c: s in fresh, undo)), outcome
 
 
 def _key_without_pin(world: World, pre: State, post: State, a: A.Action) -> State:
@@ -133,7 +138,7 @@ SEEDED_BUGS: dict[str, SeededBug] = {
             breaks="cascade_within_delay",
             reqs=("REV-2",),
             doc="The linkage sweep never revokes phone certificates after their card signing certificate (zero delay).",
-            stepper=_after(A.ChangePersonalData, _no_cascade),
+            stepper=_no_cascade,
             variants=Variants(cascade_delay_minutes=0),
         ),
         SeededBug(
