@@ -1,0 +1,1078 @@
+"""The reference system: every spec action carried out with the real parts, answered in the spec's vocabulary.
+
+`ReferenceSystem(world)` puts together one JPKI CA (impl.ca.JpkiCa), the JPKI system's records (impl.records.Records,
+SQLite), one GP-SE per phone (impl.se.GpSe, SE-ID from the world), an abstract clock (int minutes from spec.clock.EPOCH,
+nothing sleeps), a push service, the official app per phone, an SEI-TSM and an SP-TSM (impl.se_tsm.Tsm over SCP03), each
+person's My Number card (an RSA key pair certified by the CA at time 0) and the verifiers (profile, validity period and an
+OCSP response the CA builds from the records).
+
+`step(action)` returns a spec.outcome.Outcome; the guards run in the order of the spec rule so that the refusal codes
+match. Serials, keys and push tokens are the system's own, not the spec's. `observation()` builds the
+spec.observe.Observation the invariants of properties.invariants judge, from the records and each SE's slot status.
+
+Where the real parts cannot tell the spec's distinctions apart by APDU alone (a PIN that is temporarily blocked or locked
+both answer 6983 to VERIFY), the app reads the SE's slot status (GpSe.status(), the facts GET SLOT STATUS reports).
+
+Known differences from the spec (outcome codes agree on every scenario and on random walks otherwise):
+- an OS-authenticated use of the auth key (biometrics, OS credential) VERIFYs the PIN the OS releases, which resets the
+  SE's PIN counter; the spec leaves tries_left as it was;
+- GENERATE KEY PAIR empties the slots of the application's kinds before the H(R)=S check, so a COMMITMENT_MISMATCH
+  leaves those slots empty (the spec keeps them) and consumes the stale R (the spec keeps its nonce);
+- ResumeFromApp on a phone whose SE has no applet: no R can be generated, so the application commits to an R no SE holds;
+- ASM-CARD-FOUND's re-link of the phone auth certificate is written through the records' connection (impl.records has
+  no operation for it);
+- what is outside the JPKI system's records (the clock, the SEs, the apps, the cards) is not persisted: a restart from
+  the SQLite file gets the records and the CA back; pass card_keys to keep the persons' cards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509 import ocsp
+
+from impl import se_apdu as APDU
+from impl.ca import JpkiCa, PersonalData, build_ocsp_request, profile_of
+from impl.records import CertRecord, Records, commitment_of, key_fingerprint
+from impl.scp03 import StaticKeys
+from impl.se import GpSe
+from impl.se_tsm import Tsm
+from spec import actions as A
+from spec.clock import DELETION_WINDOW, PRIMARY_AUTH_INTERVAL, fifth_birthday_expiry, push_due, to_datetime
+from spec.domain import (
+    CASCADING_REASONS,
+    AuthMethod,
+    CertStatus,
+    HoldCause,
+    Kind,
+    PersonId,
+    PhoneId,
+    PinStatus,
+    Profile,
+    RevocationReason,
+    Serial,
+    SPKind,
+)
+from spec.observe import Observation, SlotView
+from spec.outcome import Outcome, accepted, refused
+from spec.reasons import Reason as R
+from spec.rules import pin_well_formed
+from spec.world import World
+
+__all__ = ["ReferenceSystem", "SystemDefectError", "Signed", "OFFICIAL_APP_HASH", "OTHER_APP_HASH", "to_utc", "digest_info"]
+
+OFFICIAL_APP_HASH = hashlib.sha256(b"mjpki official app signing certificate").digest()
+"""SHA-256 of the official app's signing certificate: the only caller the SE's access rule admits (ACL-1)."""
+OTHER_APP_HASH = hashlib.sha256(b"some other app signing certificate").digest()
+"""An app that is not the official one: the SE refuses it (ACL-1)."""
+
+_SHA256_DIGEST_INFO_PREFIX = bytes.fromhex("3031300d060960864801650304020105000420")
+
+
+def to_utc(t: int) -> datetime:
+    """Spec time t as the aware datetime the CA writes into certificates (the spec has no time zones: read as UTC)."""
+    return to_datetime(t).replace(tzinfo=UTC)
+
+
+def digest_info(message: bytes) -> bytes:
+    """The DER DigestInfo of SHA-256(message), as OpenSC hands it to COMPUTE DIGITAL SIGNATURE."""
+    return _SHA256_DIGEST_INFO_PREFIX + hashlib.sha256(message).digest()
+
+
+def _eligible(world: World, phone: PhoneId) -> bool:
+    spec = world.phone(phone)
+    return spec.android >= 9 and spec.gp_se and spec.nfc  # ACT-3
+
+
+class SystemDefectError(RuntimeError):
+    """A part answered in a way the system does not expect (a defect, never a refusal)."""
+
+
+@dataclass(slots=True, kw_only=True)
+class _App:
+    """The official app on one phone, and the phone's own state (holder, connectivity, screen lock)."""
+
+    holder: PersonId | None
+    token: str | None = None
+    installs: int = 0
+    applet_ready: bool = False
+    online: bool = True
+    push_enabled: bool = True
+    os_auth_enrolled: bool = False
+    os_pin: str | None = None
+    """The auth PIN kept behind the OS screen lock / biometrics once enrolled (PIN-6)."""
+    last_primary_auth: int | None = None
+    held_pins: dict[Kind, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True, kw_only=True)
+class _Card:
+    """A person's My Number card: its key pair (the card certificates certify it)."""
+
+    key: rsa.RSAPrivateKey
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Signed:
+    """What a key use hands a verifier: the message, the signature and the certificate (DER)."""
+
+    message: bytes
+    signature: bytes
+    certificate: bytes
+
+
+class ReferenceSystem:
+    """The whole JPKI smartphone system of the sources, built from the real parts."""
+
+    def __init__(
+        self,
+        world: World,
+        *,
+        db_path: str | Path | None = None,
+        ca: JpkiCa | None = None,
+        card_keys: dict[PersonId, rsa.RSAPrivateKey] | None = None,
+        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+    ) -> None:
+        self.world = world
+        self.now = 0
+        self.records = Records.open(db_path)
+        saved = self.records.load_ca()
+        if saved is not None:
+            self.ca = saved
+        else:
+            self.ca = ca if ca is not None else JpkiCa.generate()
+            self.records.save_ca(ca=self.ca)
+        self._random = random_bytes
+        self.isd_keys = StaticKeys(enc=random_bytes(16), mac=random_bytes(16), dek=random_bytes(16))
+        v = world.variants
+        self.ses: dict[PhoneId, GpSe] = {
+            ph.id: GpSe(ph.se_id, self.isd_keys, auth_pin_tries=v.auth_pin_tries, signing_pin_tries=v.signing_pin_tries)
+            for ph in world.phones
+        }
+        self.apps: dict[PhoneId, _App] = {ph.id: _App(holder=ph.initial_holder) for ph in world.phones}
+        self._temp_pins: dict[tuple[PhoneId, Kind], bytes] = {}
+        """The SP-TSM's temporary PINs, handed to the app to unblock with (PIN-2)."""
+        self._slot_keys: dict[tuple[PhoneId, Kind], str] = {}
+        """Fingerprints (hex) of the public keys each SE output at key generation, for the observation."""
+        keys = card_keys or {}
+        self.cards: dict[PersonId, _Card] = {}
+        for p in world.persons:
+            if p.has_card:
+                key = keys.get(p.id) or rsa.generate_private_key(public_exponent=65537, key_size=2048)
+                self.cards[p.id] = _Card(key=key)
+        if not self.records.persons():
+            with self.records.transaction():
+                for p in world.persons:
+                    self.records.add_person(person=p.id, birth_date=p.birth)
+                    if p.has_card:
+                        for kind in (Kind.SIGNING, Kind.AUTH):
+                            self._issue_card(p.id, kind)
+            self.records.save_ca(ca=self.ca)
+
+    def close(self) -> None:
+        """Close the records."""
+        self.records.close()
+
+    # --- time ----------------------------------------------------------------------------------------------------
+
+    def dt(self, t: int | None = None) -> datetime:
+        """The aware datetime of spec time t (now by default)."""
+        return to_utc(self.now if t is None else t)
+
+    # --- the card side ---------------------------------------------------------------------------------------------
+
+    def _personal(self, person: PersonId) -> PersonalData:
+        p = self.world.person(person)
+        return PersonalData(name=f"Person {person}", address="1-1 Kasumigaseki, Chiyoda-ku, Tokyo", birth_date=p.birth, sex="1")
+
+    def _issue_card(self, person: PersonId, kind: Kind, *, expiry: int | None = None) -> CertRecord:
+        """The municipal office issues a card certificate for the card's key and makes it current."""
+        card = self.cards.get(person)
+        if card is None:  # a person without a card gets one now
+            card = self.cards[person] = _Card(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        exp = fifth_birthday_expiry(self.world.person(person).birth, self.now) if expiry is None else expiry
+        serial = self.records.next_serial()
+        cert = self.ca.issue(
+            kind=kind,
+            profile=Profile.CARD,
+            serial=serial,
+            public_key=card.key.public_key(),
+            not_before=self.dt(),
+            not_after=self.dt(exp),
+            personal=self._personal(person) if kind is Kind.SIGNING else None,
+        )
+        der = cert.public_bytes(serialization.Encoding.DER)
+        with self.records.transaction():
+            record = self.records.add_card_cert(serial=serial, person=person, kind=kind, issued_at=self.now, expiry=exp, der=der)
+            self.records.set_current_card(person=person, kind=kind, serial=serial)
+        return record
+
+    def current_card(self, person: PersonId, kind: Kind) -> CertRecord | None:
+        """The person's current card certificate of this kind."""
+        serial = self.records.person(person).current(kind)
+        return None if serial is None else self.records.certificate(serial)
+
+    def card_sign(self, person: PersonId, kind: Kind, message: bytes, *, valid: bool = True) -> bytes:
+        """The card signs message with its key (over NFC); valid=False stands for a signature that does not verify."""
+        card = self.cards[person]
+        signed = message if valid else message + b" (tampered)"
+        return card.key.sign(signed, padding.PKCS1v15(), hashes.SHA256())
+
+    def _card_signature_guard(self, person: PersonId, signature_valid: bool) -> Outcome | None:
+        """The JPKI system checks the card signing certificate's status, then the signature over its challenge."""
+        card = self.current_card(person, Kind.SIGNING)
+        if card is None or not card.in_force(self.now):
+            return refused(R.CARD_SIGNING_CERT_NOT_VALID)
+        challenge = self._random(32)
+        signature = self.card_sign(person, Kind.SIGNING, challenge, valid=signature_valid)
+        try:
+            card.certificate().public_key().verify(signature, challenge, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[union-attr,call-arg]
+        except InvalidSignature:
+            return refused(R.CARD_SIGNATURE_INVALID)
+        return None
+
+    # --- the SE, the app, the TSMs -----------------------------------------------------------------------------------
+
+    def transmit(self, phone: PhoneId, apdu: bytes, *, caller: bytes = OFFICIAL_APP_HASH) -> tuple[bytes, bytes]:
+        """(data, SW) of one plain APDU to the phone's SE from an app."""
+        response = self.ses[phone].transmit(apdu, caller=caller)
+        return response[:-2], response[-2:]
+
+    def tsm(self, phone: PhoneId) -> Tsm:
+        """A TSM session with the phone's SE, through the official app (SEI-TSM and SP-TSM share the keys here)."""
+        se = self.ses[phone]
+        return Tsm(lambda apdu: se.transmit(apdu, caller=OFFICIAL_APP_HASH), self.isd_keys)
+
+    def _sei_prepare(self, phone: PhoneId) -> bool:
+        """SEI-TSM: remove any applet left over, install a fresh one with the access rule for the official app (ISS-8)."""
+        tsm = self.tsm(phone)
+        tsm.open_isd()
+        leftover = tsm.delete_applet() if tsm.applet_present() else False
+        tsm.install_applet()
+        tsm.store_access_rules({APDU.JPKI_AID: [OFFICIAL_APP_HASH]})
+        self._forget_keys(phone)
+        return leftover
+
+    def _sei_remove(self, phone: PhoneId) -> None:
+        """SEI-TSM: delete the applet with everything in it (MCH-4 variant, factory reset wipe variant)."""
+        tsm = self.tsm(phone)
+        tsm.open_isd()
+        if tsm.applet_present():
+            tsm.delete_applet()
+        self._forget_keys(phone)
+
+    def _forget_keys(self, phone: PhoneId) -> None:
+        for kind in Kind:
+            self._slot_keys.pop((phone, kind), None)
+            self._temp_pins.pop((phone, kind), None)
+
+    def _slots(self, phone: PhoneId) -> dict[Kind, APDU.SlotStatus]:
+        """The SE's slots that hold a certificate (the spec's slots)."""
+        status = self.ses[phone].status()
+        if not status.applet:
+            return {}
+        return {k: s for k, s in status.slots.items() if s.cert_serial is not None}
+
+    def _pin_refusal(self, phone: PhoneId, kind: Kind, sw: bytes) -> Outcome:
+        """The refusal for a VERIFY that did not answer 9000."""
+        if sw[0] == 0x63 and sw[1] & 0xF0 == 0xC0:
+            return refused(R.WRONG_PIN, tries_left=sw[1] & 0x0F)
+        slot = self.ses[phone].status().slots.get(kind)
+        if sw == APDU.SW_AUTH_BLOCKED and slot is not None and slot.pin_status is PinStatus.LOCKED:
+            return refused(R.PIN_LOCKED)
+        if sw in (APDU.SW_AUTH_BLOCKED, APDU.SW_REFERENCE_DATA_NOT_USABLE):
+            return refused(R.PIN_NOT_SET)
+        raise SystemDefectError(f"VERIFY on {phone} answered {sw.hex()}")
+
+    def _select_jpki(self, phone: PhoneId, caller: bytes = OFFICIAL_APP_HASH) -> bytes:
+        _d, sw = self.transmit(phone, APDU.select_aid(APDU.JPKI_AID), caller=caller)
+        return sw
+
+    def _verify_pin(self, phone: PhoneId, kind: Kind, pin: str | None) -> Outcome | None:
+        """The app selects the applet and verifies the PIN (PIN-3: a wrong one spends a try in the SE)."""
+        sw = self._select_jpki(phone)
+        if sw != APDU.SW_OK:
+            raise SystemDefectError(f"SELECT JPKI on {phone} answered {sw.hex()}")
+        self._ok(phone, APDU.select_ef(APDU.EF_PIN[kind]), "SELECT PIN EF")
+        _d, sw = self.transmit(phone, APDU.verify(pin.encode() if pin else b"\x00"))
+        if sw != APDU.SW_OK:
+            return self._pin_refusal(phone, kind, sw)
+        return None
+
+    def _ok(self, phone: PhoneId, apdu: bytes, what: str) -> bytes:
+        data, sw = self.transmit(phone, apdu)
+        if sw != APDU.SW_OK:
+            raise SystemDefectError(f"{what} on {phone} answered {sw.hex()}")
+        return data
+
+    def _read_cert(self, phone: PhoneId, kind: Kind) -> bytes:
+        """READ BINARY of the kind's certificate EF, as OpenSC reads it (header, then 256-byte steps)."""
+        self._ok(phone, APDU.select_ef(APDU.EF_CERT[kind]), "SELECT certificate EF")
+        head = self._ok(phone, APDU.read_binary(0, 4), "READ BINARY")
+        size = int.from_bytes(head[2:4], "big") + 4
+        out = b""
+        while len(out) < size:
+            left = size - len(out)
+            out += self._ok(phone, APDU.read_binary(len(out), 0 if left >= 256 else left), "READ BINARY")
+        return out
+
+    def se_sign(self, phone: PhoneId, kind: Kind, message: bytes) -> Signed:
+        """With the PIN verified in this selection: read the certificate, sign DigestInfo(SHA-256(message)) in the SE."""
+        der = self._read_cert(phone, kind)
+        self._ok(phone, APDU.select_ef(APDU.EF_KEY[kind]), "SELECT key EF")
+        signature = self._ok(phone, APDU.compute_signature(digest_info(message)), "COMPUTE DIGITAL SIGNATURE")
+        return Signed(message=message, signature=signature, certificate=der)
+
+    # --- the verifier ----------------------------------------------------------------------------------------------
+
+    def ocsp_status(self, certificate: x509.Certificate) -> ocsp.OCSPResponse:
+        """The JPKI OCSP responder of the certificate's profile: a signed answer from the records (CA-4)."""
+        profile = profile_of(certificate)
+        record = self.records.get_certificate(certificate.serial_number)
+        kind = record.kind if record is not None else Kind.SIGNING
+        request = build_ocsp_request(certificate=certificate, issuer=self.ca.ca(kind).certificate)
+        status: CertStatus | None = None
+        revoked_at = None
+        reason = None
+        if record is not None and record.profile is profile:
+            status = record.status
+            entry = record.crl_entry()
+            if entry is not None:
+                revoked_at = self.dt(entry.at)
+                reason = entry.reason
+        return self.ca.build_ocsp_response(
+            kind=kind,
+            request=request.public_bytes(serialization.Encoding.DER),
+            status=status,
+            this_update=self.dt(),
+            revoked_at=revoked_at,
+            reason=reason,
+        )
+
+    def verify(self, signed: Signed, *, expected: Profile) -> tuple[R | None, x509.Certificate]:
+        """A service provider's check (ASM-VERIFIER-ORDER): signature, profile, validity period, then OCSP status."""
+        cert = x509.load_der_x509_certificate(signed.certificate)
+        if profile_of(cert) is not expected:
+            raise SystemDefectError(f"certificate {cert.serial_number} is not of the {expected.value} profile")
+        cert.public_key().verify(signed.signature, signed.message, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[union-attr,call-arg]
+        if not cert.not_valid_before_utc <= self.dt() < cert.not_valid_after_utc:
+            return R.CERT_EXPIRED, cert
+        response = self.ocsp_status(cert)
+        issuer = self.ca.ca(self.records.certificate(cert.serial_number).kind).certificate
+        issuer.public_key().verify(  # type: ignore[union-attr,call-arg]
+            response.signature, response.tbs_response_bytes, padding.PKCS1v15(), response.signature_hash_algorithm
+        )
+        if response.certificate_status is ocsp.OCSPCertStatus.GOOD:
+            return None, cert
+        if response.certificate_status is ocsp.OCSPCertStatus.REVOKED:
+            if response.revocation_reason is x509.ReasonFlags.certificate_hold:
+                return R.CERT_SUSPENDED, cert
+            return R.CERT_REVOKED, cert
+        raise SystemDefectError(f"OCSP does not know certificate {cert.serial_number}")
+
+    # --- records helpers --------------------------------------------------------------------------------------------
+
+    def live_phone_certs(self, person: PersonId) -> tuple[CertRecord, ...]:
+        """The person's phone certificates that are neither revoked nor expired."""
+        return tuple(c for c in self.records.certificates(person=person, profile=Profile.PHONE) if c.live(self.now))
+
+    def _revoke(self, serial: Serial, reason: RevocationReason, at: int | None = None) -> None:
+        cert = self.records.certificate(serial)
+        if cert.status is not CertStatus.REVOKED:
+            self.records.revoke(serial=serial, reason=reason, at=self.now if at is None else at)
+
+    def _sweep(self, until: int) -> list[Serial]:
+        """The linkage sweep (REV-2, ASM-CASCADE-AT-DEADLINE)."""
+        delay = self.world.variants.cascade_delay_minutes
+        due: list[tuple[int, Serial]] = []
+        for pc in self.records.certificates(profile=Profile.PHONE):
+            if pc.status is CertStatus.REVOKED or pc.card_serial is None:
+                continue
+            card = self.records.certificate(pc.card_serial)
+            if (
+                card.status is CertStatus.REVOKED
+                and card.reason in CASCADING_REASONS
+                and card.revoked_at is not None
+                and card.revoked_at + delay <= until
+            ):
+                due.append((card.revoked_at + delay, pc.serial))
+        due.sort()
+        for at, serial in due:
+            self._revoke(serial, RevocationReason.CASCADE, at=max(at, self.now))
+        return [s for _at, s in due]
+
+    def _relink(self, serial: Serial, card_serial: Serial) -> None:
+        """Link a live phone certificate to another card signing certificate of the same person (ASM-CARD-FOUND).
+
+        impl.records offers no operation for this (its card_serial is written once, by add_phone_cert), so this writes
+        the column through the store's own connection, inside its transaction, after the checks add_phone_cert makes.
+        """
+        cert = self.records.certificate(serial)
+        card = self.records.certificate(card_serial)
+        if cert.profile is not Profile.PHONE or cert.status is CertStatus.REVOKED:
+            raise SystemDefectError(f"only a live phone certificate is re-linked, not {serial}")
+        if card.profile is not Profile.CARD or card.kind is not Kind.SIGNING or card.person != cert.person:
+            raise SystemDefectError(f"phone certificate {serial} can only be linked to a card signing certificate of {cert.person}")
+        with self.records.transaction():
+            self.records._db.execute("UPDATE certificates SET card_serial = ? WHERE serial = ?", (card_serial, serial))
+
+    def _request_deletion(self, certs: list[CertRecord]) -> None:
+        """Queue remote deletions to each old phone, addressed by the registering install's push token (MCH-2)."""
+        for cert in certs:
+            assert cert.se_id is not None
+            phone = self.world.phone_by_se(cert.se_id).id
+            old = self.records.get_deletion(phone=phone, person=cert.person)
+            serials = {cert.serial} | (set(old.serials) if old else set())
+            self.records.put_deletion(
+                phone=phone, person=cert.person, serials=serials, push_token=cert.push_token, deadline=self.now + DELETION_WINDOW
+            )
+
+    def _phone_guards(self, phone: PhoneId, *, online: bool = True) -> Outcome | None:
+        app = self.apps[phone]
+        if app.token is None:
+            return refused(R.APP_NOT_INSTALLED)
+        if online and not app.online:
+            return refused(R.DEVICE_OFFLINE)
+        return None
+
+    def _holder_guard(self, person: PersonId, phone: PhoneId) -> Outcome | None:
+        if self.apps[phone].holder != person:
+            return refused(R.NOT_PHONE_HOLDER)
+        return None
+
+    def _start_application(self, person: PersonId, phone: PhoneId, kinds: frozenset[Kind], pins: dict[Kind, str]) -> int:
+        """The SE makes R and answers S = H(R); the JPKI system holds S with the application (ISS-2, ISS-7)."""
+        se_id = self.ses[phone].se_id
+        if self.ses[phone].applet_present:
+            tsm = self.tsm(phone)
+            tsm.open_applet()
+            se_id = tsm.read_se_id()
+            s = tsm.generate_r()
+        else:
+            # Only ResumeFromApp gets here (Apply requires the applet check): the spec resumes and starts the signing
+            # application on a phone whose SE has no applet. No R exists, so S commits to an R no SE holds, and the
+            # registration fails as the spec's does (APPLET_NOT_READY, or COMMITMENT_MISMATCH after a new applet).
+            s = commitment_of(self._random(32))
+        card = self.current_card(person, Kind.SIGNING)
+        assert card is not None
+        app = self.apps[phone]
+        assert app.token is not None
+        due = push_due(self.now)
+        self.records.put_application(
+            person=person,
+            phone=phone,
+            se_id=se_id,
+            kinds=kinds,
+            commitment=s,
+            card_serial=card.serial,
+            push_token=app.token,
+            push_due=due,
+        )
+        app.held_pins.update(pins)
+        return due
+
+    def _token_reaches(self, phone: PhoneId, token: str | None) -> bool:
+        """The push service reaches the phone's app through this token: it is valid and the current install's."""
+        if token is None:
+            return False
+        record = self.records.get_push_token(token)
+        return record is not None and record.valid and record.phone == phone and self.apps[phone].token == token
+
+    # --- the actions --------------------------------------------------------------------------------------------------
+
+    def step(self, action: A.Action) -> Outcome:
+        """Carry out one spec action; the outcome in the spec's vocabulary."""
+        handler = getattr(self, f"_do_{type(action).__name__}", None)
+        if handler is None:
+            raise NotImplementedError(f"no handler for {type(action).__name__}")
+        with self.records.transaction():
+            return handler(action)  # type: ignore[no-any-return]
+
+    # card side
+
+    def _do_IssueCardCertificate(self, a: A.IssueCardCertificate) -> Outcome:
+        old = self.current_card(a.person, a.kind)
+        if old is not None and old.status is not CertStatus.REVOKED:
+            self._revoke(old.serial, RevocationReason.SUPERSEDED)
+        new = self._issue_card(a.person, a.kind)
+        cascaded = self._sweep(self.now)
+        return accepted(serial=new.serial, expiry=new.expiry, superseded=old.serial if old else None, cascaded=tuple(cascaded))
+
+    def _do_RevokeCardCertificate(self, a: A.RevokeCardCertificate) -> Outcome:
+        cert = self.current_card(a.person, a.kind)
+        if cert is None or cert.status is CertStatus.REVOKED:
+            return refused(R.NOTHING_TO_REVOKE)
+        self._revoke(cert.serial, RevocationReason.USER_REQUEST)
+        return accepted(revoked=(cert.serial,), cascaded=tuple(self._sweep(self.now)))
+
+    def _do_ChangePersonalData(self, a: A.ChangePersonalData) -> Outcome:
+        cert = self.current_card(a.person, Kind.SIGNING)
+        if cert is None or cert.status is CertStatus.REVOKED:
+            return refused(R.NOTHING_TO_REVOKE)
+        self._revoke(cert.serial, RevocationReason.DATA_CHANGE)
+        return accepted(revoked=(cert.serial,), cascaded=tuple(self._sweep(self.now)))
+
+    def _do_ReportCardLost(self, a: A.ReportCardLost) -> Outcome:
+        cards = [c for k in Kind if (c := self.current_card(a.person, k)) is not None and c.live(self.now)]
+        if not cards:
+            return refused(R.NO_CERTIFICATE)
+        card_serials = {c.serial for c in cards}
+        for c in cards:
+            self.records.add_hold(serial=c.serial, cause=HoldCause.CARD_LOST, at=self.now)
+        linked = {c.serial for c in self.live_phone_certs(a.person) if c.card_serial in card_serials}
+        for serial in sorted(linked):
+            self.records.add_hold(serial=serial, cause=HoldCause.CARD_LOST, at=self.now)
+        return accepted(suspended=tuple(sorted(card_serials | linked)))
+
+    def _do_CardFound(self, a: A.CardFound) -> Outcome:
+        held = [
+            c
+            for k in Kind
+            if (c := self.current_card(a.person, k)) is not None and HoldCause.CARD_LOST in c.holds and c.status is CertStatus.SUSPENDED
+        ]
+        if not held:
+            return refused(R.NOTHING_SUSPENDED)
+        resumed: list[Serial] = []
+        reissued: list[Serial] = []
+        for cert in held:
+            if cert.kind is Kind.AUTH:
+                self.records.remove_hold(serial=cert.serial, cause=HoldCause.CARD_LOST)
+                resumed.append(cert.serial)
+            else:
+                self._revoke(cert.serial, RevocationReason.SUPERSEDED_AFTER_HOLD)
+                self._issue_card(a.person, Kind.SIGNING, expiry=cert.expiry)
+                reissued.append(cert.serial)
+        return accepted(resumed=tuple(resumed), reissued=tuple(reissued))
+
+    # app and applet
+
+    def _do_InstallApp(self, a: A.InstallApp) -> Outcome:
+        app = self.apps[a.phone]
+        if app.token is not None:
+            self.records.invalidate_push_token(token=app.token)
+        app.installs += 1
+        install = f"{a.phone}-install-{app.installs}"
+        token = f"push-{secrets.token_hex(8)}"
+        self.records.register_push_token(token=token, phone=a.phone, install=install)
+        app.token = token
+        app.applet_ready = False
+        app.os_auth_enrolled = False
+        app.os_pin = None
+        app.held_pins.clear()
+        return accepted()
+
+    def _do_UninstallApp(self, a: A.UninstallApp) -> Outcome:
+        app = self.apps[a.phone]
+        if app.token is None:
+            return refused(R.APP_NOT_INSTALLED)
+        self.records.invalidate_push_token(token=app.token)
+        app.token = None
+        app.applet_ready = False
+        app.os_auth_enrolled = False
+        app.os_pin = None
+        app.held_pins.clear()
+        return accepted()
+
+    def _do_PrepareApplet(self, a: A.PrepareApplet) -> Outcome:
+        if (no := self._phone_guards(a.phone)) is not None:
+            return no
+        if not _eligible(self.world, a.phone):
+            return refused(R.DEVICE_NOT_ELIGIBLE)
+        removed = tuple(sorted(k.value for k in self._slots(a.phone)))
+        leftover = self._sei_prepare(a.phone)
+        self.apps[a.phone].applet_ready = True
+        return accepted(leftover_removed=leftover, removed=removed if leftover else ())
+
+    # issuance
+
+    def _do_Apply(self, a: A.Apply) -> Outcome:
+        if (no := self._holder_guard(a.person, a.phone) or self._phone_guards(a.phone)) is not None:
+            return no
+        if not _eligible(self.world, a.phone):
+            return refused(R.DEVICE_NOT_ELIGIBLE)
+        if not self.apps[a.phone].applet_ready:
+            return refused(R.APPLET_NOT_READY)
+        if not a.kinds:
+            return refused(R.NO_KIND_SELECTED)
+        pins = {Kind.SIGNING: a.signing_pin, Kind.AUTH: a.auth_pin}
+        for kind in sorted(a.kinds, key=lambda k: k.value):
+            if not pin_well_formed(kind, pins[kind]):
+                return refused(R.PIN_FORMAT_INVALID, kind=kind.value)
+        if (no := self._card_signature_guard(a.person, a.card_signature_valid)) is not None:
+            return no
+        se_id = self.ses[a.phone].se_id
+        live = self.live_phone_certs(a.person)
+        other_se = [c for c in live if c.se_id != se_id]
+        same_se = [c for c in live if c.se_id == se_id and c.kind in a.kinds]
+        to_revoke = other_se + same_se
+        if to_revoke and not a.consent:
+            return refused(R.CONSENT_REQUIRED, serials=tuple(c.serial for c in to_revoke))
+        for c in other_se:
+            self._revoke(c.serial, RevocationReason.DEVICE_STOPPED)
+        for c in same_se:
+            self._revoke(c.serial, RevocationReason.SUPERSEDED)
+        self._request_deletion(other_se)
+        chosen = {k: pins[k] for k in a.kinds}
+        due = self._start_application(a.person, a.phone, a.kinds, chosen)  # type: ignore[arg-type]
+        return accepted(revoked=tuple(c.serial for c in to_revoke), push_due=due)
+
+    def _do_DeliverIssuancePush(self, a: A.DeliverIssuancePush) -> Outcome:
+        application = self.records.get_application(a.person)
+        if application is None:
+            return refused(R.NO_APPLICATION)
+        if self.now < application.push_due:
+            return refused(R.PUSH_NOT_DUE, push_due=application.push_due)
+        app = self.apps[application.phone]
+        if not self._token_reaches(application.phone, application.push_token):
+            return refused(R.PUSH_TOKEN_INVALID)
+        if not app.push_enabled:
+            return refused(R.PUSH_DISABLED)
+        if not app.online:
+            return refused(R.DEVICE_OFFLINE)
+        self.records.mark_notified(person=a.person)
+        return accepted(phone=application.phone)
+
+    def _do_Register(self, a: A.Register) -> Outcome:
+        if (no := self._holder_guard(a.person, a.phone) or self._phone_guards(a.phone)) is not None:
+            return no
+        application = self.records.get_application(a.person)
+        if application is None:
+            return refused(R.NO_APPLICATION)
+        if not application.notified:
+            return refused(R.NOT_NOTIFIED)
+        card = self.current_card(a.person, Kind.SIGNING)
+        if card is None or card.serial != application.card_serial or not card.in_force(self.now):
+            return refused(R.CARD_SIGNING_CERT_NOT_VALID)
+        se = self.ses[a.phone]
+        if not se.applet_present:
+            return refused(R.APPLET_NOT_READY)
+        # ISS-5/ISS-6: the SE generates the key pairs and outputs the public keys with R; the CA certifies only if H(R) = S.
+        tsm = self.tsm(a.phone)
+        tsm.open_applet()
+        kinds = sorted(application.kinds, key=lambda k: k.value)
+        data, sw = tsm.send(APDU.generate_key_pair(kinds))
+        out = data
+        while sw == APDU.SW_MORE_DATA:
+            data, sw = tsm.send(APDU.get_output(len(out)))
+            out += data
+        if sw == APDU.SW_CONDITIONS:  # no R pending in this SE
+            return refused(R.COMMITMENT_MISMATCH)
+        if sw != APDU.SW_OK:
+            raise SystemDefectError(f"GENERATE KEY PAIR on {a.phone} answered {sw.hex()}")
+        generated = APDU.parse_key_pair_output(out)
+        for kind, spki in generated.public_keys.items():
+            self._slot_keys[(a.phone, kind)] = key_fingerprint(serialization.load_der_public_key(spki)).hex()
+        if commitment_of(generated.r) != application.commitment:
+            return refused(R.COMMITMENT_MISMATCH)
+        se_id = tsm.read_se_id()
+        issued: list[tuple[str, Serial]] = []
+        for kind in kinds:
+            public_key = serialization.load_der_public_key(generated.public_keys[kind])
+            assert isinstance(public_key, rsa.RSAPublicKey)
+            serial = self.records.next_serial()
+            cert = self.ca.issue(
+                kind=kind,
+                profile=Profile.PHONE,
+                serial=serial,
+                public_key=public_key,
+                not_before=self.dt(),
+                not_after=self.dt(card.expiry),  # VAL-1
+                personal=self._personal(a.person) if kind is Kind.SIGNING else None,
+            )
+            der = cert.public_bytes(serialization.Encoding.DER)
+            self.records.add_phone_cert(
+                serial=serial,
+                person=a.person,
+                kind=kind,
+                issued_at=self.now,
+                expiry=card.expiry,
+                der=der,
+                se_id=se_id,
+                card_serial=card.serial,  # LNK-2
+                commitment=application.commitment,
+                presented_r=generated.r,
+                push_token=self.apps[a.phone].token,
+            )
+            tsm.write_certificate(APDU.CERT_TARGET[("user", kind)], der)
+            tsm.write_certificate(APDU.CERT_TARGET[("ca", kind)], self.ca.ca(kind).certificate.public_bytes(serialization.Encoding.DER))
+            temp = self._random(16)
+            tsm.set_temporary_pin(kind, temp)  # PIN-2: set and blocked
+            self._temp_pins[(a.phone, kind)] = temp
+            issued.append((kind.value, serial))
+        self.records.set_linkage(card_serial=card.serial, se_id=se_id)  # LNK-6
+        self.records.remove_application(person=a.person)
+        return accepted(issued=tuple(issued))
+
+    def _do_SetPin(self, a: A.SetPin) -> Outcome:
+        if (no := self._phone_guards(a.phone)) is not None:
+            return no
+        slot = self._slots(a.phone).get(a.kind)
+        if slot is None:
+            return refused(R.NO_CERTIFICATE)
+        app = self.apps[a.phone]
+        pin = app.held_pins.get(a.kind)
+        temp = self._temp_pins.get((a.phone, a.kind))
+        if slot.pin_status is not PinStatus.TEMP_BLOCKED or pin is None or temp is None:
+            return refused(R.NO_PIN_PENDING)
+        tsm = self.tsm(a.phone)
+        tsm.open_applet()
+        tsm.unblock_and_set_pin(a.kind, temp, pin.encode())
+        del self._temp_pins[(a.phone, a.kind)]
+        del app.held_pins[a.kind]
+        if a.kind is Kind.AUTH and app.os_auth_enrolled:
+            app.os_pin = pin
+        return accepted()
+
+    # use
+
+    def _do_UnlockScreen(self, a: A.UnlockScreen) -> Outcome:
+        self.apps[a.phone].last_primary_auth = self.now
+        return accepted()
+
+    def _do_EnrollOsAuth(self, a: A.EnrollOsAuth) -> Outcome:
+        if (no := self._phone_guards(a.phone, online=False)) is not None:
+            return no
+        if Kind.AUTH not in self._slots(a.phone):
+            return refused(R.NO_CERTIFICATE)
+        spec = self.world.phone(a.phone)
+        if spec.android < 11 and not spec.biometric_class3:
+            return refused(R.OS_AUTH_NOT_ALLOWED)
+        if (no := self._verify_pin(a.phone, Kind.AUTH, a.pin)) is not None:
+            return no
+        app = self.apps[a.phone]
+        app.os_auth_enrolled = True
+        app.os_pin = a.pin
+        return accepted()
+
+    def _sp_guards(self, sp_id: str, *, signing: bool) -> Outcome | None:
+        sp = self.world.service_provider(sp_id)
+        if not sp.whitelisted:
+            return refused(R.SP_NOT_WHITELISTED)  # ACL-2: the return URL is not on the whitelist
+        if signing and sp.kind is SPKind.PRIVATE and not sp.approved:
+            return refused(R.SP_NOT_APPROVED)  # ACL-3
+        return None
+
+    def _use_key(self, phone: PhoneId, kind: Kind, method: AuthMethod, pin: str | None, sp: str) -> Outcome:
+        """Unlock the key in the SE, sign the SP's challenge, and have the SP's verifier check it."""
+        slot = self._slots(phone).get(kind)
+        if slot is None:
+            return refused(R.NO_CERTIFICATE)
+        app = self.apps[phone]
+        if method is AuthMethod.PIN:
+            if (no := self._verify_pin(phone, kind, pin)) is not None:
+                return no
+        else:
+            if slot.pin_status is PinStatus.TEMP_BLOCKED:
+                return refused(R.PIN_NOT_SET)
+            if slot.pin_status is PinStatus.LOCKED:
+                return refused(R.PIN_LOCKED)
+            spec = self.world.phone(phone)
+            if kind is Kind.SIGNING or (method is AuthMethod.OS_CREDENTIAL and spec.android < 11):
+                return refused(R.OS_AUTH_NOT_ALLOWED)
+            if method is AuthMethod.BIOMETRIC and not spec.biometric_class3:
+                return refused(R.BIOMETRIC_NOT_CLASS3)
+            if not app.os_auth_enrolled:
+                return refused(R.OS_AUTH_NOT_ENROLLED)
+            if method is AuthMethod.OS_CREDENTIAL:
+                app.last_primary_auth = self.now
+            elif app.last_primary_auth is None or self.now - app.last_primary_auth > PRIMARY_AUTH_INTERVAL:
+                return refused(R.PRIMARY_AUTH_REQUIRED)
+            # The OS releases the PIN kept behind the screen lock; the app presents it to the SE. A successful VERIFY
+            # resets the SE's PIN counter, where the spec leaves tries_left unchanged on an OS-authenticated use.
+            if (no := self._verify_pin(phone, kind, app.os_pin)) is not None:
+                return no
+        challenge = f"{sp}:{kind.value}:{self.now}:".encode() + self._random(16)
+        signed = self.se_sign(phone, kind, challenge)
+        why, cert = self.verify(signed, expected=Profile.PHONE)
+        if why is not None:
+            return refused(why, serial=cert.serial_number)
+        return accepted(serial=cert.serial_number, profile=profile_of(cert).value)
+
+    def _do_Authenticate(self, a: A.Authenticate) -> Outcome:
+        if (no := self._phone_guards(a.phone)) is not None:
+            return no
+        if not a.official_app:
+            sw = self._select_jpki(a.phone, OTHER_APP_HASH)
+            if sw == APDU.SW_OK:
+                raise SystemDefectError(f"the SE of {a.phone} admitted an app that is not the official one (ACL-1)")
+            return refused(R.ACCESS_DENIED)
+        if (no := self._sp_guards(a.sp, signing=False)) is not None:
+            return no
+        return self._use_key(a.phone, Kind.AUTH, a.method, a.pin, a.sp)
+
+    def _do_Sign(self, a: A.Sign) -> Outcome:
+        if (no := self._phone_guards(a.phone)) is not None:
+            return no
+        if not a.official_app:
+            sw = self._select_jpki(a.phone, OTHER_APP_HASH)
+            if sw == APDU.SW_OK:
+                raise SystemDefectError(f"the SE of {a.phone} admitted an app that is not the official one (ACL-1)")
+            return refused(R.ACCESS_DENIED)
+        if (no := self._sp_guards(a.sp, signing=True)) is not None:
+            return no
+        return self._use_key(a.phone, Kind.SIGNING, a.method, a.pin, a.sp)
+
+    def _do_UseCard(self, a: A.UseCard) -> Outcome:
+        sp = self.world.service_provider(a.sp)
+        if a.kind is Kind.SIGNING and sp.kind is SPKind.PRIVATE and not sp.approved:
+            return refused(R.SP_NOT_APPROVED)
+        cert = self.current_card(a.person, a.kind)
+        if cert is None:
+            return refused(R.NO_CERTIFICATE)
+        challenge = f"{a.sp}:card:{self.now}:".encode() + self._random(16)
+        signed = Signed(message=challenge, signature=self.card_sign(a.person, a.kind, challenge), certificate=cert.der)
+        why, x = self.verify(signed, expected=Profile.CARD)
+        if why is not None:
+            return refused(why, serial=x.serial_number)
+        return accepted(serial=x.serial_number, profile=profile_of(x).value)
+
+    def _do_ChangePin(self, a: A.ChangePin) -> Outcome:
+        if (no := self._phone_guards(a.phone, online=False)) is not None:
+            return no
+        if a.kind not in self._slots(a.phone):
+            return refused(R.NO_CERTIFICATE)
+        if not pin_well_formed(a.kind, a.new_pin):
+            return refused(R.PIN_FORMAT_INVALID, kind=a.kind.value)
+        if (no := self._verify_pin(a.phone, a.kind, a.old_pin)) is not None:
+            return no
+        self._ok(a.phone, APDU.change_pin(None, a.new_pin.encode()), "CHANGE REFERENCE DATA")
+        app = self.apps[a.phone]
+        if a.kind is Kind.AUTH and app.os_auth_enrolled:
+            app.os_pin = a.new_pin
+        return accepted()
+
+    def _do_InitialisePin(self, a: A.InitialisePin) -> Outcome:
+        if (no := self._holder_guard(a.person, a.phone) or self._phone_guards(a.phone)) is not None:
+            return no
+        if not pin_well_formed(a.kind, a.new_pin):
+            return refused(R.PIN_FORMAT_INVALID, kind=a.kind.value)
+        if (no := self._card_signature_guard(a.person, a.card_signature_valid)) is not None:
+            return no
+        live = [c for c in self.live_phone_certs(a.person) if c.kind is a.kind]
+        if not live:
+            return refused(R.PHONE_CERT_NOT_FOUND)
+        card = self.current_card(a.person, Kind.SIGNING)
+        assert card is not None
+        # PIN-4: the SE-ID read from this phone's SE over SCP03 must be the one recorded for the card (LNK-6).
+        tsm = self.tsm(a.phone)
+        tsm.open_isd()
+        if self.records.get_linkage(card.serial) != tsm.read_se_id_isd():
+            return refused(R.SE_ID_MISMATCH)
+        slot = self._slots(a.phone).get(a.kind)
+        if slot is None or slot.cert_serial not in {c.serial for c in live}:
+            return refused(R.PHONE_CERT_NOT_FOUND)
+        temp = self._random(16)
+        tsm.open_applet()
+        tsm.set_temporary_pin(a.kind, temp, reset=True)
+        self._temp_pins[(a.phone, a.kind)] = temp
+        self.apps[a.phone].held_pins[a.kind] = a.new_pin
+        return accepted()
+
+    # revocation, suspension, deletion
+
+    def _sp_tsm_delete(self, phone: PhoneId, serials: set[Serial]) -> tuple[str, ...]:
+        """SP-TSM: DELETE KEYS AND CERTIFICATES, serial-matched, for each serial (DEL-1); the kinds it emptied."""
+        slots = self._slots(phone)
+        targets = {k: s.cert_serial for k, s in slots.items() if s.cert_serial in serials}
+        if not targets:
+            return ()
+        tsm = self.tsm(phone)
+        tsm.open_applet()
+        gone: list[str] = []
+        for kind, serial in sorted(targets.items(), key=lambda kv: kv[0].value):
+            assert serial is not None
+            if tsm.delete_keys([kind], serial):
+                gone.append(kind.value)
+                self._slot_keys.pop((phone, kind), None)
+                self._temp_pins.pop((phone, kind), None)
+        return tuple(gone)
+
+    def _do_RevokeFromPhone(self, a: A.RevokeFromPhone) -> Outcome:
+        if (no := self._phone_guards(a.phone)) is not None:
+            return no
+        slot = self._slots(a.phone).get(a.kind)
+        if slot is None:
+            return refused(R.NO_CERTIFICATE)
+        if (no := self._verify_pin(a.phone, a.kind, a.pin)) is not None:
+            return no
+        assert slot.cert_serial is not None
+        cert = self.records.certificate(slot.cert_serial)
+        revoked: tuple[Serial, ...] = ()
+        if cert.live(self.now):
+            self._revoke(cert.serial, RevocationReason.DEVICE_STOPPED)
+            revoked = (cert.serial,)
+        gone = self._sp_tsm_delete(a.phone, {cert.serial})
+        return accepted(revoked=revoked, deleted=gone)
+
+    def _do_RevokeWithCard(self, a: A.RevokeWithCard) -> Outcome:
+        if (no := self._card_signature_guard(a.person, a.card_signature_valid)) is not None:
+            return no
+        live = list(self.live_phone_certs(a.person))
+        if not live:
+            return refused(R.NOTHING_TO_REVOKE)
+        for c in live:
+            self._revoke(c.serial, RevocationReason.DEVICE_STOPPED)
+        self._request_deletion(live)
+        return accepted(revoked=tuple(c.serial for c in live))
+
+    def _do_ReportPhoneLost(self, a: A.ReportPhoneLost) -> Outcome:
+        live = sorted(c.serial for c in self.live_phone_certs(a.person))
+        if not live:
+            return refused(R.PHONE_CERT_NOT_FOUND)
+        for serial in live:
+            self.records.add_hold(serial=serial, cause=HoldCause.PHONE_LOST, at=self.now)
+        return accepted(suspended=tuple(live))
+
+    def _do_PhoneFound(self, a: A.PhoneFound) -> Outcome:
+        held = [c for c in self.live_phone_certs(a.person) if HoldCause.PHONE_LOST in c.holds]
+        if not held:
+            return refused(R.NOTHING_SUSPENDED)
+        resumed: list[Serial] = []
+        revoked: list[Serial] = []
+        for cert in held:
+            if cert.kind is Kind.AUTH:
+                self.records.remove_hold(serial=cert.serial, cause=HoldCause.PHONE_LOST)
+                resumed.append(cert.serial)
+            else:
+                self._revoke(cert.serial, RevocationReason.SUSPENDED_SIGNING)
+                revoked.append(cert.serial)
+        return accepted(resumed=tuple(resumed), revoked=tuple(revoked))
+
+    def _do_ResumeFromApp(self, a: A.ResumeFromApp) -> Outcome:
+        if (no := self._holder_guard(a.person, a.phone) or self._phone_guards(a.phone)) is not None:
+            return no
+        if (no := self._card_signature_guard(a.person, a.card_signature_valid)) is not None:
+            return no
+        held = [c for c in self.live_phone_certs(a.person) if HoldCause.CARD_LOST in c.holds]
+        if not held:
+            return refused(R.NOTHING_SUSPENDED)
+        se_id = self.ses[a.phone].se_id
+        if any(c.se_id != se_id for c in held):
+            return refused(R.SE_ID_MISMATCH)
+        signing = [c for c in held if c.kind is Kind.SIGNING]
+        if signing and not pin_well_formed(Kind.SIGNING, a.signing_pin):
+            return refused(R.PIN_FORMAT_INVALID, kind=Kind.SIGNING.value)
+        card = self.current_card(a.person, Kind.SIGNING)
+        assert card is not None
+        resumed: list[Serial] = []
+        for cert in held:
+            if cert.kind is Kind.AUTH:
+                # ASM-CARD-FOUND: re-linked to the new card signing certificate, same expiry.
+                self.records.remove_hold(serial=cert.serial, cause=HoldCause.CARD_LOST)
+                self._relink(cert.serial, card.serial)
+                resumed.append(cert.serial)
+        for cert in signing:
+            self._revoke(cert.serial, RevocationReason.SUSPENDED_SIGNING)
+        self.records.set_linkage(card_serial=card.serial, se_id=se_id)
+        due = None
+        if signing:
+            assert a.signing_pin is not None
+            due = self._start_application(a.person, a.phone, frozenset({Kind.SIGNING}), {Kind.SIGNING: a.signing_pin})
+        return accepted(resumed=tuple(resumed), revoked=tuple(c.serial for c in signing), push_due=due)
+
+    def _do_DeliverDeletionPush(self, a: A.DeliverDeletionPush) -> Outcome:
+        pending = self.records.deletions(phone=a.phone)
+        if not pending:
+            return refused(R.NO_PENDING_DELETION)
+        app = self.apps[a.phone]
+        reachable = [d for d in pending if self._token_reaches(a.phone, d.push_token)]
+        if not reachable:
+            return refused(R.PUSH_TOKEN_INVALID)
+        if not app.push_enabled:
+            return refused(R.PUSH_DISABLED)
+        if not app.online:
+            return refused(R.DEVICE_OFFLINE)
+        deleted: list[str] = []
+        for d in reachable:
+            deleted.extend(self._sp_tsm_delete(a.phone, set(d.serials)))
+            self.records.remove_deletion(phone=d.phone, person=d.person)
+        if self.world.variants.remote_deletion_removes_applet and not self._slots(a.phone):
+            self._sei_remove(a.phone)  # MCH-4, via the SEI-TSM
+            app.applet_ready = False
+        return accepted(deleted=tuple(sorted(deleted)))
+
+    # the phone's world
+
+    def _do_SetOnline(self, a: A.SetOnline) -> Outcome:
+        app = self.apps[a.phone]
+        if app.online == a.online:
+            return refused(R.ALREADY_IN_THAT_STATE)
+        app.online = a.online
+        return accepted()
+
+    def _do_SetPushEnabled(self, a: A.SetPushEnabled) -> Outcome:
+        app = self.apps[a.phone]
+        if app.push_enabled == a.enabled:
+            return refused(R.ALREADY_IN_THAT_STATE)
+        app.push_enabled = a.enabled
+        return accepted()
+
+    def _do_FactoryReset(self, a: A.FactoryReset) -> Outcome:
+        app = self.apps[a.phone]
+        wipe = self.world.variants.factory_reset_wipes_se
+        if app.token is not None:
+            self.records.invalidate_push_token(token=app.token)
+        app.token = None
+        app.applet_ready = False
+        app.os_auth_enrolled = False
+        app.os_pin = None
+        app.last_primary_auth = None
+        app.held_pins.clear()
+        app.push_enabled = True
+        if wipe:
+            self._sei_remove(a.phone)
+        return accepted(se_wiped=wipe)
+
+    def _do_TransferPhone(self, a: A.TransferPhone) -> Outcome:
+        self.world.person(a.to)
+        app = self.apps[a.phone]
+        if app.holder == a.to:
+            return refused(R.ALREADY_IN_THAT_STATE)
+        app.holder = a.to
+        return accepted()
+
+    def _do_AdvanceTime(self, a: A.AdvanceTime) -> Outcome:
+        if a.minutes < 1:
+            return refused(R.INVALID_TIME_STEP)
+        target = self.now + a.minutes
+        cascaded = self._sweep(target)
+        expired = [d for d in self.records.deletions() if d.deadline <= target]
+        for d in expired:
+            self.records.remove_deletion(phone=d.phone, person=d.person)
+        self.now = target
+        return accepted(cascaded=tuple(cascaded), deletions_failed=tuple(d.phone for d in expired))
+
+    # --- observation ----------------------------------------------------------------------------------------------
+
+    def slot_views(self) -> tuple[SlotView, ...]:
+        """Each phone's applet slots that hold a certificate, from the SE's slot status."""
+        views: list[SlotView] = []
+        for ph in self.world.phones:
+            for kind, s in sorted(self._slots(ph.id).items(), key=lambda kv: kv[0].value):
+                if not s.key_present or s.cert_serial is None or s.pin_status is None:
+                    continue
+                views.append(
+                    SlotView(
+                        phone=ph.id,
+                        se_id=ph.se_id,
+                        kind=kind,
+                        key=self._slot_keys.get((ph.id, kind), "?"),
+                        cert_serial=s.cert_serial,
+                        pin_status=s.pin_status,
+                        tries_left=s.tries_left,
+                    )
+                )
+        return tuple(views)
+
+    def observation(self) -> Observation:
+        """What the invariants judge: the records, the CRL/OCSP publication, the linkage, the SE slots, the holders."""
+        return self.records.observation(now=self.now, slots=self.slot_views(), holders={ph: app.holder for ph, app in self.apps.items()})
