@@ -14,11 +14,8 @@ Where the real parts cannot tell the spec's distinctions apart by APDU alone (a 
 both answer 6983 to VERIFY), the app reads the SE's slot status (GpSe.status(), the facts GET SLOT STATUS reports).
 
 Known differences from the spec (outcome codes agree on every scenario and on random walks otherwise):
-- an OS-authenticated use of the auth key (biometrics, OS credential) VERIFYs the PIN the OS releases, which resets the
-  SE's PIN counter; the spec leaves tries_left as it was;
 - GENERATE KEY PAIR empties the slots of the application's kinds before the H(R)=S check, so a COMMITMENT_MISMATCH
   leaves those slots empty (the spec keeps them) and consumes the stale R (the spec keeps its nonce);
-- ResumeFromApp on a phone whose SE has no applet: no R can be generated, so the application commits to an R no SE holds;
 - ASM-CARD-FOUND's re-link of the phone auth certificate is written through the records' connection (impl.records has
   no operation for it);
 - what is outside the JPKI system's records (the clock, the SEs, the apps, the cards) is not persisted: a restart from
@@ -451,17 +448,10 @@ class ReferenceSystem:
 
     def _start_application(self, person: PersonId, phone: PhoneId, kinds: frozenset[Kind], pins: dict[Kind, str]) -> int:
         """The SE makes R and answers S = H(R); the JPKI system holds S with the application (ISS-2, ISS-7)."""
-        se_id = self.ses[phone].se_id
-        if self.ses[phone].applet_present:
-            tsm = self.tsm(phone)
-            tsm.open_applet()
-            se_id = tsm.read_se_id()
-            s = tsm.generate_r()
-        else:
-            # Only ResumeFromApp gets here (Apply requires the applet check): the spec resumes and starts the signing
-            # application on a phone whose SE has no applet. No R exists, so S commits to an R no SE holds, and the
-            # registration fails as the spec's does (APPLET_NOT_READY, or COMMITMENT_MISMATCH after a new applet).
-            s = commitment_of(self._random(32))
+        tsm = self.tsm(phone)  # Apply and ResumeFromApp both refuse before this when the SE has no applet
+        tsm.open_applet()
+        se_id = tsm.read_se_id()
+        s = tsm.generate_r()
         card = self.current_card(person, Kind.SIGNING)
         assert card is not None
         app = self.apps[phone]
@@ -961,6 +951,8 @@ class ReferenceSystem:
         signing = [c for c in held if c.kind is Kind.SIGNING]
         if signing and not pin_well_formed(Kind.SIGNING, a.signing_pin):
             return refused(R.PIN_FORMAT_INVALID, kind=Kind.SIGNING.value)
+        if signing and not self.ses[a.phone].applet_present:
+            return refused(R.APPLET_NOT_READY)
         card = self.current_card(a.person, Kind.SIGNING)
         assert card is not None
         resumed: list[Serial] = []

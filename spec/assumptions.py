@@ -109,6 +109,13 @@ ASSUMPTIONS: dict[str, Assumption] = {
             "zero the PIN locks. Only PIN initialisation (PIN-4) unlocks it.",
         ),
         Assumption(
+            name="ASM-OS-AUTH-PRESENTS-PIN",
+            reqs=("PIN-6", "PIN-3"),
+            text="When the OS screen lock or biometrics stand in for the auth PIN, the app presents the "
+            "PIN the OS releases to the SE, so a successful use restores the retry count like a typed "
+            "correct PIN. A locked PIN still admits no use.",
+        ),
+        Assumption(
             name="ASM-REVOKE-FROM-PHONE-PER-KIND",
             reqs=("REV-1",),
             text="Revocation from the phone revokes one kind at a time, with that kind's PIN, and then "

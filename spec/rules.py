@@ -636,6 +636,10 @@ def _use_key(world: World, state: State, phone: PhoneId, kind: Kind, method: Aut
             state = state.with_phone(phone, last_primary_auth=state.now)  # this is primary authentication
         elif ps.last_primary_auth is None or state.now - ps.last_primary_auth > PRIMARY_AUTH_INTERVAL:
             return state, refused(R.PRIMARY_AUTH_REQUIRED)
+        # ASM-OS-AUTH-PRESENTS-PIN: the OS releases the stored PIN and the app presents it; a
+        # correct presentation restores the retry count, as a typed one does (PIN-3).
+        se = state.phones[phone].se
+        state = state.with_se(phone, slots=se.slots.set(kind, replace(slot, tries_left=max_tries(world, kind))))
     cert = state.phone_certs[slot.cert_serial]
     if (why := _verifier(world, state, cert)) is not None:
         return state, refused(why, serial=cert.serial)
@@ -879,6 +883,7 @@ def _phone_found(world: World, state: State, a: A.Action) -> Step:
         R.NOTHING_SUSPENDED,
         R.SE_ID_MISMATCH,
         R.PIN_FORMAT_INVALID,
+        R.APPLET_NOT_READY,
     ),
 )
 def _resume_from_app(world: World, state: State, a: A.Action) -> Step:
@@ -896,6 +901,8 @@ def _resume_from_app(world: World, state: State, a: A.Action) -> Step:
     signing = [c for c in held if c.kind is Kind.SIGNING]
     if signing and not pin_well_formed(Kind.SIGNING, a.signing_pin):
         return state, refused(R.PIN_FORMAT_INVALID, kind=Kind.SIGNING.value)
+    if signing and not state.phones[a.phone].se.applet:
+        return state, refused(R.APPLET_NOT_READY)  # the re-issued signing key needs an applet to be made in
     card = state.card_cert(a.person, Kind.SIGNING)
     assert card is not None
     resumed: list[Serial] = []

@@ -20,7 +20,7 @@ from mjpki.scenarios import APIN, SPIN, Expect, base_world, onboard, to_morning
 from mjpki.strategies import probe_actions, progress_actions
 from properties.invariants import check_state, check_transition
 from spec import actions as A
-from spec.domain import AuthMethod, CertStatus, Kind, Profile, RevocationReason
+from spec.domain import CertStatus, Kind, Profile, RevocationReason
 from spec.machine import next_instants
 from spec.machine import step as spec_step
 from spec.state import State, initial_state
@@ -220,14 +220,6 @@ def _walk_actions(world: World, state: State, rnd: random.Random) -> list[A.Acti
     return out
 
 
-def _os_auth_after_wrong_pin(world: World, state: State, a: A.Action) -> bool:
-    """The one known disagreement: the SE resets the PIN counter when the OS releases the PIN (see impl.system)."""
-    if not isinstance(a, A.Authenticate) or a.method is AuthMethod.PIN:
-        return False
-    slot = state.phones[a.phone].se.slots.get(Kind.AUTH)
-    return slot is not None and slot.tries_left < world.variants.auth_pin_tries
-
-
 @pytest.mark.parametrize(
     ("seed", "variants"),
     [
@@ -246,8 +238,6 @@ def test_random_walk_matches_the_spec(seed: int, variants: dict[str, object], ca
     taken = 0
     while taken < 120:
         a = rnd.choice(_walk_actions(world, state, rnd))
-        if _os_auth_after_wrong_pin(world, state, a):
-            continue
         nxt, want = spec_step(world, state, a)
         if want.reason is not None and want.reason.environmental:
             continue

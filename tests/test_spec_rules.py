@@ -156,3 +156,23 @@ def test_model_change_deletion_is_addressed_to_the_old_token() -> None:
     (deletion,) = state.deletions.values()
     assert deletion.push_token == token and deletion.phone == "D1"
     assert deletion.deadline == state.now + 48 * 60
+
+
+def test_os_authentication_presents_the_pin_and_restores_tries() -> None:
+    """PIN-6 with PIN-3 (ASM-OS-AUTH-PRESENTS-PIN): a successful biometric use resets the count like a typed PIN."""
+    state = onboarded()
+    for a in (A.EnrollOsAuth(phone="D1", pin=APIN), A.UnlockScreen(phone="D1")):
+        state, _ = step(WORLD, state, a)
+    state, out = step(WORLD, state, A.Authenticate(phone="D1", sp="portal", pin="0000"))
+    assert out.details["tries_left"] == 2
+    state, out = step(WORLD, state, A.Authenticate(phone="D1", sp="portal", method=AuthMethod.BIOMETRIC))
+    assert out.ok and tries(state, Kind.AUTH) == 3
+
+
+def test_resume_from_app_needs_an_applet_for_the_new_signing_key() -> None:
+    """SUS-3 with ISS-8: the re-issued signing key is made in the SE, so an SE without the applet is refused first."""
+    default = onboarded()
+    for a in (A.ReportCardLost(person="P1"), A.CardFound(person="P1")):
+        default, _ = step(WORLD, default, a)
+    no_applet = default.with_phone("D1", se=replace(default.phones["D1"].se, applet=False))
+    assert step(WORLD, no_applet, A.ResumeFromApp(person="P1", phone="D1", signing_pin="XYZ789"))[1].code == "APPLET_NOT_READY"
