@@ -92,6 +92,19 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
             return 2
         chosen = [SCENARIOS[i] for i in args.id]
     out_dir = Path(args.traces) if args.traces else None
+    factory = None
+    if args.system == "reference":
+        from impl.ca import JpkiCa
+        from impl.system import ReferenceSystem
+
+        shared_ca = JpkiCa.generate()  # one CA key pair for the run: RSA key generation is slow
+
+        def factory(world):  # type: ignore[no-untyped-def]
+            return ReferenceSystem(world, ca=shared_ca)
+
+        print("system under test: the reference implementation (impl/), in lockstep with the spec")
+    else:
+        print("system under test: the executable spec itself")
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
     traces = []
@@ -100,6 +113,8 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
     failures = 0
     for sc in chosen:
         result = run_scenario(sc)
+        if factory is not None and result.passed:
+            result = _on_system(factory, result)
         status = "pass" if result.passed else "FAIL"
         print(f"{status:4}  {sc.id:40} {len(sc.steps):3} steps  {sc.title}")
         touched = {r for s in result.trace.steps for r in s.reqs} | set(sc.reqs)
@@ -138,6 +153,27 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
     if out_dir:
         print(f"traces written to {out_dir}/")
     return 1 if failures else 0
+
+
+def _on_system(factory, result):  # type: ignore[no-untyped-def]
+    """Run a scenario that passed on the spec against a system, in lockstep; the result carries its trace."""
+    from dataclasses import replace
+
+    from mjpki.lockstep import Lockstep
+    from mjpki.runner import Mismatch
+
+    run = Lockstep(factory, result.scenario.world, system_name="reference")
+    for e in result.scenario.steps:
+        run.step(e.action)
+        if run.broken:
+            break
+    run.close()
+    trace = run.trace(title=result.trace.title, source="scenario")
+    d = run.divergence
+    if d is None:
+        return replace(result, trace=trace)
+    mismatch = Mismatch(index=d.index, action=str(d.action), expected="as the spec", got=f"{d.what} [{', '.join(d.reqs)}]")
+    return replace(result, trace=trace, mismatches=(mismatch,))
 
 
 def _load(path: str):  # type: ignore[no-untyped-def]
@@ -323,6 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--id", action="append", help="run only this scenario (repeatable)")
     s.add_argument("--traces", metavar="DIR", help="write each scenario's trace (JSON) to DIR")
     s.add_argument("-v", "--verbose", action="store_true", help="print each scenario's step table")
+    s.add_argument(
+        "--system",
+        default="spec",
+        choices=["spec", "reference"],
+        help="run against the spec alone, or the reference implementation in lockstep",
+    )
     s.set_defaults(fn=_cmd_scenarios)
 
     def scope_options(sp: argparse.ArgumentParser, depth: int) -> None:

@@ -96,3 +96,13 @@ def test_coverage_command(tmp_path, capsys) -> None:  # type: ignore[no-untyped-
     assert main(["coverage", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "1 traces" in out and "declared outcomes exercised" in out and "never" in out
+
+
+def test_scenarios_against_the_reference_implementation(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The main job's path: the reference system in lockstep; the trace carries the system's outcomes."""
+    assert main(["scenarios", "--system", "reference", "--id", "revoke-from-phone", "--traces", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "reference implementation" in out and "1 passed, 0 failed" in out
+    data = json.loads((tmp_path / "revoke-from-phone.json").read_text())
+    assert data["system"] == "reference"
+    assert all(s["actual"]["code"] == s["expected"]["code"] for s in data["steps"])
