@@ -950,6 +950,22 @@ class Records:
         rows = self._db.execute("SELECT profile, serial, status FROM certificates WHERE status <> ?", (CertStatus.ACTIVE.value,))
         return frozenset((Profile(r["profile"]), r["serial"], CertStatus(r["status"])) for r in rows)
 
+    def relink_phone_cert(self, *, serial: Serial, card_serial: Serial) -> None:
+        """Link a live phone certificate to another card signing certificate of the same person (ASM-CARD-FOUND)."""
+        with self.transaction():
+            cert = self.certificate(serial)
+            card = self.certificate(card_serial)
+            if cert.profile is not Profile.PHONE or cert.status is CertStatus.REVOKED:
+                raise InvalidRecordError(
+                    f"only a live phone certificate can be re-linked; {serial} is a {cert.status.value} {cert.profile.value} one"
+                )
+            if card.profile is not Profile.CARD or card.kind is not Kind.SIGNING or card.person != cert.person:
+                raise InvalidRecordError(
+                    f"phone certificate {serial} can only be linked to a card signing certificate of {cert.person} "
+                    f"(LNK-2), not {card_serial}"
+                )
+            self._db.execute("UPDATE certificates SET card_serial = ? WHERE serial = ?", (card_serial, serial))
+
     # --- linkage ----------------------------------------------------------------------------------
 
     def set_linkage(self, *, card_serial: Serial, se_id: SEId) -> None:

@@ -16,8 +16,6 @@ both answer 6983 to VERIFY), the app reads the SE's slot status (GpSe.status(), 
 Known differences from the spec (outcome codes agree on every scenario and on random walks otherwise):
 - GENERATE KEY PAIR empties the slots of the application's kinds before the H(R)=S check, so a COMMITMENT_MISMATCH
   leaves those slots empty (the spec keeps them) and consumes the stale R (the spec keeps its nonce);
-- ASM-CARD-FOUND's re-link of the phone auth certificate is written through the records' connection (impl.records has
-  no operation for it);
 - what is outside the JPKI system's records (the clock, the SEs, the apps, the cards) is not persisted: a restart from
   the SQLite file gets the records and the CA back; pass card_keys to keep the persons' cards.
 """
@@ -408,19 +406,8 @@ class ReferenceSystem:
         return [s for _at, s in due]
 
     def _relink(self, serial: Serial, card_serial: Serial) -> None:
-        """Link a live phone certificate to another card signing certificate of the same person (ASM-CARD-FOUND).
-
-        impl.records offers no operation for this (its card_serial is written once, by add_phone_cert), so this writes
-        the column through the store's own connection, inside its transaction, after the checks add_phone_cert makes.
-        """
-        cert = self.records.certificate(serial)
-        card = self.records.certificate(card_serial)
-        if cert.profile is not Profile.PHONE or cert.status is CertStatus.REVOKED:
-            raise SystemDefectError(f"only a live phone certificate is re-linked, not {serial}")
-        if card.profile is not Profile.CARD or card.kind is not Kind.SIGNING or card.person != cert.person:
-            raise SystemDefectError(f"phone certificate {serial} can only be linked to a card signing certificate of {cert.person}")
-        with self.records.transaction():
-            self.records._db.execute("UPDATE certificates SET card_serial = ? WHERE serial = ?", (card_serial, serial))
+        """Link a live phone auth certificate to the new card signing certificate (ASM-CARD-FOUND)."""
+        self.records.relink_phone_cert(serial=serial, card_serial=card_serial)
 
     def _request_deletion(self, certs: list[CertRecord]) -> None:
         """Queue remote deletions to each old phone, addressed by the registering install's push token (MCH-2)."""

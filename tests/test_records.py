@@ -835,3 +835,18 @@ def test_missing_table_and_directory_are_refused(tmp_path: Path) -> None:
         Records.open(tmp_path)
     with pytest.raises(RecordsFileError, match="folder"):
         Records.open(tmp_path / "no" / "such" / "records.sqlite")
+
+
+def test_relink_phone_cert_checks_person_and_kind(env: Env) -> None:
+    """ASM-CARD-FOUND: a live phone certificate moves to a card signing certificate of the same person only (LNK-2)."""
+    pop = populate(env)
+    r = env.records
+    with pytest.raises(InvalidRecordError, match="LNK-2"):
+        r.relink_phone_cert(serial=pop.phone_auth, card_serial=pop.card_auth)
+    with pytest.raises(InvalidRecordError, match="LNK-2"):
+        r.relink_phone_cert(serial=pop.phone_auth, card_serial=pop.p2_card_sign)
+    with pytest.raises(InvalidRecordError, match="live phone certificate"):
+        r.relink_phone_cert(serial=pop.phone_sign, card_serial=pop.card_sign)  # revoked: final (REV-4)
+    new_sign = env.card("P1", Kind.SIGNING).serial
+    r.relink_phone_cert(serial=pop.phone_auth, card_serial=new_sign)
+    assert r.certificate(pop.phone_auth).card_serial == new_sign
