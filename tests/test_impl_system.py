@@ -247,3 +247,11 @@ def test_random_walk_matches_the_spec(seed: int, variants: dict[str, object], ca
         assert [str(v) for v in check_state(world, post) + check_transition(world, pre, a, got, post)] == []
         state, pre, taken = nxt, post, taken + 1
     system.close()
+
+
+def test_every_spec_action_has_an_implementation() -> None:
+    """Issue 3's bar: the reference system carries out every action the spec defines."""
+    from spec.actions import ACTION_TYPES
+
+    missing = [name for name in ACTION_TYPES if not callable(getattr(ReferenceSystem, f"_do_{name}", None))]
+    assert not missing, f"spec actions without an implementation: {missing}"
