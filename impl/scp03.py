@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives import cmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.kbkdf import KBKDFCMAC, CounterLocation, Mode
 
+from impl.apdu import SW_WRONG_LENGTH, CommandApdu
+
 __all__ = [
     # errors
     "SCP03Error",
@@ -106,7 +108,6 @@ _CLA_FURTHER_INTERINDUSTRY = 0x40  # channels 4..19 use a different CLA coding, 
 _SEQUENCE_COUNTER_MAX = 0xFFFFFF
 _IU_RESPONSE_LEN = 10 + 3 + _CHALLENGE_LEN + _CRYPTOGRAM_LEN  # without the optional 3-byte sequence counter
 
-_SW_WRONG_LENGTH = b"\x67\x00"
 _SW_CONDITIONS_NOT_SATISFIED = b"\x69\x85"
 _SW_INCORRECT_P1P2 = b"\x6a\x86"
 _SW_REFERENCED_DATA_NOT_FOUND = b"\x6a\x88"
@@ -324,46 +325,6 @@ def pseudo_random_card_challenge(keys: StaticKeys, *, sequence_counter: int, aid
 # --- APDU framing ------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Apdu:
-    """A short command APDU: header, data field (empty for cases 1-2) and Le (None for cases 1 and 3)."""
-
-    cla: int
-    ins: int
-    p1: int
-    p2: int
-    data: bytes = b""
-    le: int | None = None
-
-    @classmethod
-    def parse(cls, apdu: bytes) -> _Apdu:
-        """Split a short command APDU (cases 1-4); raise ValueError for anything else."""
-        apdu = _bytes(apdu, "apdu")
-        n = len(apdu)
-        if n < 4:
-            raise ValueError(f"an APDU needs at least CLA INS P1 P2 (4 bytes), got {n}")
-        cla, ins, p1, p2 = apdu[:4]
-        if n <= 5:
-            return cls(cla=cla, ins=ins, p1=p1, p2=p2, le=apdu[4] if n == 5 else None)
-        lc = apdu[4]
-        if lc == 0:
-            raise ValueError("extended-length APDUs are not supported; send at most 255 data bytes per short APDU")
-        if n == 5 + lc:
-            return cls(cla=cla, ins=ins, p1=p1, p2=p2, data=apdu[5:])
-        if n == 6 + lc:
-            return cls(cla=cla, ins=ins, p1=p1, p2=p2, data=apdu[5:-1], le=apdu[-1])
-        raise ValueError(f"Lc says {lc} data bytes but the APDU has {n - 5} bytes after Lc")
-
-    def to_bytes(self) -> bytes:
-        """The APDU's bytes: Lc and data only if there is data, Le only if set."""
-        out = bytes([self.cla, self.ins, self.p1, self.p2])
-        if self.data:
-            out += bytes([len(self.data)]) + self.data
-        if self.le is not None:
-            out += bytes([self.le])
-        return out
-
-
 def _check_logical_channel(logical_channel: int) -> int:
     """logical_channel if it is 0..3; raise ValueError otherwise."""
     if not 0 <= logical_channel <= 3:
@@ -379,7 +340,7 @@ def initialize_update_command(*, key_version: int, host_challenge: bytes, logica
         raise ValueError(f"key_version must be 0x00..0xFF (0x00: the first available key set), got {key_version}")
     host_challenge = _check_length(host_challenge, _CHALLENGE_LEN, "host_challenge")
     cla = _CLA_GP | _check_logical_channel(logical_channel)
-    return _Apdu(cla=cla, ins=INS_INITIALIZE_UPDATE, p1=key_version, p2=0x00, data=host_challenge, le=0x00).to_bytes()
+    return CommandApdu(cla=cla, ins=INS_INITIALIZE_UPDATE, p1=key_version, p2=0x00, data=host_challenge, le=0x00).to_bytes()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -577,7 +538,7 @@ class SCP03Host:
     def wrap(self, apdu: bytes) -> bytes:
         """Protect a plain short command APDU at the session's level: C-DECRYPTION (if set), then C-MAC."""
         session = self._require_session()
-        plain = _Apdu.parse(apdu)
+        plain = CommandApdu.parse(_bytes(apdu, "apdu"))
         if plain.cla & _CLA_FURTHER_INTERINDUSTRY or plain.cla & _CLA_SM_MASK:
             raise ValueError(f"CLA 0x{plain.cla:02X} must be a plain first-interindustry or GP class (0x00-0x03, 0x80-0x83, ...)")
         if plain.cla & _CLA_CHANNEL != session.logical_channel:
@@ -597,7 +558,7 @@ class SCP03Host:
         session.mac_chaining = full_mac
         # Le, when present, becomes 0x00: padding and the R-MAC make the response longer than the plain Le announced.
         le = None if plain.le is None else 0x00
-        wrapped = _Apdu(cla=plain.cla | _CLA_SM, ins=plain.ins, p1=plain.p1, p2=plain.p2, data=body + full_mac[:_MAC_LEN], le=le)
+        wrapped = CommandApdu(cla=plain.cla | _CLA_SM, ins=plain.ins, p1=plain.p1, p2=plain.p2, data=body + full_mac[:_MAC_LEN], le=le)
         return wrapped.to_bytes()
 
     def unwrap(self, response: bytes) -> bytes:
@@ -718,9 +679,9 @@ class SCP03Card:
         """Answer INITIALIZE UPDATE with data || 9000; any running session ends. Raise SCP03Error (with its SW) if malformed."""
         self.close()
         try:
-            command = _Apdu.parse(apdu)
+            command = CommandApdu.parse(_bytes(apdu, "apdu"))
         except (TypeError, ValueError) as exc:
-            raise SCP03Error(f"malformed INITIALIZE UPDATE: {exc}", sw=_SW_WRONG_LENGTH) from exc
+            raise SCP03Error(f"malformed INITIALIZE UPDATE: {exc}", sw=SW_WRONG_LENGTH) from exc
         if command.cla & ~_CLA_CHANNEL != _CLA_GP:
             raise SCP03Error(
                 f"INITIALIZE UPDATE needs CLA 0x80-0x83 without secure messaging, got 0x{command.cla:02X}", sw=_SW_CLASS_NOT_SUPPORTED
@@ -732,7 +693,7 @@ class SCP03Card:
         if command.p2 != 0x00:
             raise SCP03Error(f"INITIALIZE UPDATE needs P2 = 00, got 0x{command.p2:02X}", sw=_SW_INCORRECT_P1P2)
         if len(command.data) != _CHALLENGE_LEN:
-            raise SCP03Error(f"the host challenge must be {_CHALLENGE_LEN} bytes (S8 mode), got {len(command.data)}", sw=_SW_WRONG_LENGTH)
+            raise SCP03Error(f"the host challenge must be {_CHALLENGE_LEN} bytes (S8 mode), got {len(command.data)}", sw=SW_WRONG_LENGTH)
         host_challenge = command.data
         counter: int | None = None
         if self._aid is not None:
@@ -766,9 +727,9 @@ class SCP03Card:
         if pending is None:
             raise SCP03Error("EXTERNAL AUTHENTICATE must directly follow INITIALIZE UPDATE", sw=_SW_CONDITIONS_NOT_SATISFIED)
         try:
-            command = _Apdu.parse(apdu)
+            command = CommandApdu.parse(_bytes(apdu, "apdu"))
         except (TypeError, ValueError) as exc:
-            raise SCP03Error(f"malformed EXTERNAL AUTHENTICATE: {exc}", sw=_SW_WRONG_LENGTH) from exc
+            raise SCP03Error(f"malformed EXTERNAL AUTHENTICATE: {exc}", sw=SW_WRONG_LENGTH) from exc
         if command.cla != _CLA_GP | _CLA_SM | pending.logical_channel:
             raise SCP03Error(
                 f"EXTERNAL AUTHENTICATE needs CLA 0x{_CLA_GP | _CLA_SM | pending.logical_channel:02X}, got 0x{command.cla:02X}",
@@ -777,7 +738,7 @@ class SCP03Card:
         if command.ins != INS_EXTERNAL_AUTHENTICATE:
             raise SCP03Error(f"not EXTERNAL AUTHENTICATE: INS 0x{command.ins:02X}", sw=_SW_INS_NOT_SUPPORTED)
         if len(command.data) != _CRYPTOGRAM_LEN + _MAC_LEN or command.le is not None:
-            raise SCP03Error("EXTERNAL AUTHENTICATE carries exactly 16 data bytes and no Le", sw=_SW_WRONG_LENGTH)
+            raise SCP03Error("EXTERNAL AUTHENTICATE carries exactly 16 data bytes and no Le", sw=SW_WRONG_LENGTH)
         level = command.p1
         if level not in SECURITY_LEVELS or command.p2 != 0x00:
             raise SCP03Error(f"unsupported security level 0x{level:02X} or P2 0x{command.p2:02X}", sw=_SW_INCORRECT_P1P2)
@@ -830,7 +791,7 @@ class SCP03Card:
         if session is None:
             raise SecureMessagingError("no open secure channel: INITIALIZE UPDATE and EXTERNAL AUTHENTICATE first")
         try:
-            wrapped = _Apdu.parse(apdu)
+            wrapped = CommandApdu.parse(_bytes(apdu, "apdu"))
         except (TypeError, ValueError) as exc:
             raise SecureMessagingError(f"malformed wrapped command: {exc}") from exc
         if wrapped.cla & _CLA_FURTHER_INTERINDUSTRY or wrapped.cla & _CLA_SM_MASK != _CLA_SM:
@@ -854,4 +815,4 @@ class SCP03Card:
             body = _unpad80(_cbc_decrypt(session.keys.s_enc, body, icv=session.command_icv()))
             if not body:
                 raise SecureMessagingError("an encrypted data field that decrypts to nothing: a command without data is sent unencrypted")
-        return _Apdu(cla=wrapped.cla & ~_CLA_SM, ins=wrapped.ins, p1=wrapped.p1, p2=wrapped.p2, data=body, le=wrapped.le).to_bytes()
+        return CommandApdu(cla=wrapped.cla & ~_CLA_SM, ins=wrapped.ins, p1=wrapped.p1, p2=wrapped.p2, data=body, le=wrapped.le).to_bytes()

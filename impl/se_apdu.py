@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from impl.apdu import SW_WRONG_LENGTH, ApduError, CommandApdu
 from spec.domain import Kind, PinStatus
 
 __all__ = [
@@ -239,7 +240,6 @@ CODE_PIN_STATUS: Final = {code: status for status, code in PIN_STATUS_CODE.items
 
 SW_OK: Final = b"\x90\x00"
 SW_MORE_DATA: Final = b"\x63\x10"  # ISO 7816-4 "more data available": read on with GET OUTPUT
-SW_WRONG_LENGTH: Final = b"\x67\x00"
 SW_LOGICAL_CHANNEL_NOT_SUPPORTED: Final = b"\x68\x81"
 SW_INCOMPATIBLE_FILE: Final = b"\x69\x81"
 SW_SECURITY_STATUS: Final = b"\x69\x82"
@@ -275,65 +275,6 @@ MAX_SE_ID_LEN: Final = 64
 
 
 # --- command APDUs -----------------------------------------------------------------------------------------------
-
-
-class ApduError(ValueError):
-    """Bytes that are not a short command APDU; `sw` is what a card answers."""
-
-    def __init__(self, message: str, sw: bytes = SW_WRONG_LENGTH) -> None:
-        super().__init__(message)
-        self.sw = sw
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CommandApdu:
-    """A short command APDU (ISO 7816-3 cases 1-4): header, data (empty for cases 1-2), Le (None for cases 1 and 3)."""
-
-    cla: int
-    ins: int
-    p1: int
-    p2: int
-    data: bytes = b""
-    le: int | None = None
-
-    @classmethod
-    def parse(cls, apdu: bytes) -> CommandApdu:
-        """Split a short command APDU; raise ApduError (SW 6700) for anything else, extended length included."""
-        n = len(apdu)
-        if n < 4:
-            raise ApduError(f"an APDU needs at least CLA INS P1 P2 (4 bytes), got {n}")
-        cla, ins, p1, p2 = apdu[0], apdu[1], apdu[2], apdu[3]
-        if n == 4:
-            return cls(cla=cla, ins=ins, p1=p1, p2=p2)
-        if n == 5:
-            return cls(cla=cla, ins=ins, p1=p1, p2=p2, le=apdu[4])
-        lc = apdu[4]
-        if lc == 0:
-            raise ApduError("extended-length APDUs are not supported")
-        if n == 5 + lc:
-            return cls(cla=cla, ins=ins, p1=p1, p2=p2, data=bytes(apdu[5:]))
-        if n == 6 + lc:
-            return cls(cla=cla, ins=ins, p1=p1, p2=p2, data=bytes(apdu[5:-1]), le=apdu[-1])
-        raise ApduError(f"Lc says {lc} data bytes but {n - 5} bytes follow it")
-
-    @property
-    def p1p2(self) -> int:
-        """P1 and P2 as one 16-bit number."""
-        return self.p1 << 8 | self.p2
-
-    @property
-    def ne(self) -> int | None:
-        """The number of response bytes asked for: Le, with 00 meaning 256; None without Le."""
-        return None if self.le is None else (self.le or 256)
-
-    def to_bytes(self) -> bytes:
-        """The APDU's bytes."""
-        out = bytes([self.cla, self.ins, self.p1, self.p2])
-        if self.data:
-            out += bytes([len(self.data)]) + self.data
-        if self.le is not None:
-            out += bytes([self.le])
-        return out
 
 
 def command_apdu(cla: int, ins: int, p1: int, p2: int, data: bytes = b"", le: int | None = None) -> bytes:

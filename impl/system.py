@@ -763,8 +763,8 @@ class ReferenceSystem:
                 app.last_primary_auth = self.now
             elif app.last_primary_auth is None or self.now - app.last_primary_auth > PRIMARY_AUTH_INTERVAL:
                 return refused(R.PRIMARY_AUTH_REQUIRED)
-            # The OS releases the PIN kept behind the screen lock; the app presents it to the SE. A successful VERIFY
-            # resets the SE's PIN counter, where the spec leaves tries_left unchanged on an OS-authenticated use.
+            # The OS releases the PIN kept behind the screen lock; the app presents it to the SE, and a successful
+            # VERIFY resets the SE's PIN counter (ASM-OS-AUTH-PRESENTS-PIN).
             if (no := self._verify_pin(phone, kind, app.os_pin)) is not None:
                 return no
         challenge = f"{sp}:{kind.value}:{self.now}:".encode() + self._random(16)
@@ -774,7 +774,8 @@ class ReferenceSystem:
             return refused(why, serial=cert.serial_number)
         return accepted(serial=cert.serial_number, profile=profile_of(cert).value)
 
-    def _do_Authenticate(self, a: A.Authenticate) -> Outcome:
+    def _key_use(self, a: A.Authenticate | A.Sign, kind: Kind) -> Outcome:
+        """Authenticate or Sign: phone, calling app (ACL-1), service provider (ACL-2, ACL-3), then the key itself."""
         if (no := self._phone_guards(a.phone)) is not None:
             return no
         if not a.official_app:
@@ -782,21 +783,15 @@ class ReferenceSystem:
             if sw == APDU.SW_OK:
                 raise SystemDefectError(f"the SE of {a.phone} admitted an app that is not the official one (ACL-1)")
             return refused(R.ACCESS_DENIED)
-        if (no := self._sp_guards(a.sp, signing=False)) is not None:
+        if (no := self._sp_guards(a.sp, signing=kind is Kind.SIGNING)) is not None:
             return no
-        return self._use_key(a.phone, Kind.AUTH, a.method, a.pin, a.sp)
+        return self._use_key(a.phone, kind, a.method, a.pin, a.sp)
+
+    def _do_Authenticate(self, a: A.Authenticate) -> Outcome:
+        return self._key_use(a, Kind.AUTH)
 
     def _do_Sign(self, a: A.Sign) -> Outcome:
-        if (no := self._phone_guards(a.phone)) is not None:
-            return no
-        if not a.official_app:
-            sw = self._select_jpki(a.phone, OTHER_APP_HASH)
-            if sw == APDU.SW_OK:
-                raise SystemDefectError(f"the SE of {a.phone} admitted an app that is not the official one (ACL-1)")
-            return refused(R.ACCESS_DENIED)
-        if (no := self._sp_guards(a.sp, signing=True)) is not None:
-            return no
-        return self._use_key(a.phone, Kind.SIGNING, a.method, a.pin, a.sp)
+        return self._key_use(a, Kind.SIGNING)
 
     def _do_UseCard(self, a: A.UseCard) -> Outcome:
         sp = self.world.service_provider(a.sp)
