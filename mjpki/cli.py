@@ -176,6 +176,52 @@ def _on_system(factory, result):  # type: ignore[no-untyped-def]
     return replace(result, trace=trace, mismatches=(mismatch,))
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from mjpki.adapterspec import AdapterSpecError, load_factory
+    from mjpki.conformance import PROFILES, all_checks, render_summary, run_conformance
+    from mjpki.known_failures import KnownFailuresError, load_known_failures
+
+    checks = all_checks()
+    if args.list:
+        print(table(["check", "kind", "title"], [(c.id, c.kind, c.title) for c in checks], max_width=80))
+        print("\nprofiles: " + "; ".join(f"{p.name} ({p.examples} runs x {p.steps} steps per world: {p.doc})" for p in PROFILES.values()))
+        return 0
+    if args.check:
+        by_id = {c.id: c for c in checks}
+        unknown = [c for c in args.check if c not in by_id]
+        if unknown:
+            print(f"mjpki: unknown check {', '.join(unknown)}; `mjpki run --list` shows them", file=sys.stderr)
+            return 2
+        checks = tuple(by_id[c] for c in args.check)
+    try:
+        factory = load_factory(args.adapter)
+        known = load_known_failures(args.known_failures, check_ids={c.id for c in all_checks()}) if args.known_failures else None
+    except (AdapterSpecError, KnownFailuresError) as exc:
+        print(f"mjpki: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    print(f"system under test: {args.adapter}; profile {args.profile}; {len(checks)} checks; artefacts in {out}/", flush=True)
+
+    def progress(line: str) -> None:
+        print(line, flush=True)
+
+    result = run_conformance(
+        factory,
+        profile=args.profile,
+        out_dir=out,
+        known_failures=known,
+        checks=checks,
+        timeout=args.step_timeout,
+        system_name=args.adapter,
+        database_dir=Path(args.db) if args.db else None,
+        progress=None if args.quiet else progress,
+    )
+    print()
+    print(render_summary(result))
+    print(f"result: {out / 'result.json'}")
+    return 0 if result.passed else 1
+
+
 def _load(path: str):  # type: ignore[no-untyped-def]
     from spec.trace import TraceError, load_trace
 
@@ -354,6 +400,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mjpki", description="Conformance suite for smartphone JPKI.")
     p.add_argument("--version", action="version", version=f"mjpki {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("run", help="the conformance run: every check on an adapter, a verdict per requirement, traces of failures")
+    s.add_argument("--adapter", default="adapters.reference:factory", metavar="MODULE:FACTORY", help="system under test (%(default)s)")
+    s.add_argument("--profile", default="quick", choices=["quick", "ci", "thorough"], help="how hard the stateful search tries")
+    s.add_argument("--out", default="out/conformance", metavar="DIR", help="result.json and failure traces (default: %(default)s)")
+    s.add_argument("--known-failures", metavar="FILE", help="TOML file of ID = reason for failures you already know of")
+    s.add_argument("--check", action="append", metavar="ID", help="run only this check (repeatable; --list shows them)")
+    s.add_argument("--step-timeout", type=float, default=10.0, metavar="S", help="seconds one adapter call may take (default: %(default)s)")
+    s.add_argument("--db", default=".mjpki/examples", metavar="DIR", help="Hypothesis example database: failures found are replayed first")
+    s.add_argument("--list", action="store_true", help="list the checks and profiles, run nothing")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    s.set_defaults(fn=_cmd_run)
 
     s = sub.add_parser("scenarios", help="run the named scenarios on the spec, with every invariant checked")
     s.add_argument("--id", action="append", help="run only this scenario (repeatable)")

@@ -169,12 +169,22 @@ def _compare(expected: Outcome, actual: Outcome) -> str | None:
     return None
 
 
-def lockstep_machine(factory: AdapterFactory, world: World, *, trace_dir: str | None = None, timeout: float = 10.0, name: str = "") -> type:
+def lockstep_machine(
+    factory: AdapterFactory,
+    world: World,
+    *,
+    trace_dir: str | None = None,
+    timeout: float = 10.0,
+    name: str = "",
+    on_divergence: Callable[[Trace, Divergence], None] | None = None,
+    on_run_end: Callable[[Lockstep], None] | None = None,
+) -> type:
     """A Hypothesis RuleBasedStateMachine that runs generated steps in lockstep on the spec and a system.
 
     On a divergence it writes the run as a trace (and a step table next to it) into
-    trace_dir; Hypothesis replays the shrunk example last, so the file holds the shortest
-    failing run it found.
+    trace_dir and calls on_divergence; Hypothesis replays the shrunk example last, so the
+    file (and the last call) hold the shortest failing run it found. on_run_end sees every
+    run as it ends (for progress and requirement coverage).
     """
     from pathlib import Path
 
@@ -203,6 +213,8 @@ def lockstep_machine(factory: AdapterFactory, world: World, *, trace_dir: str | 
             if d is None:
                 return
             trace = self.run.trace(title=f"{system_name} diverges from the spec", source="hypothesis")
+            if on_divergence is not None:
+                on_divergence(trace, d)
             table = step_table(trace)
             if trace_dir:
                 out = Path(trace_dir)
@@ -214,6 +226,8 @@ def lockstep_machine(factory: AdapterFactory, world: World, *, trace_dir: str | 
 
         def teardown(self) -> None:
             self.run.close()
+            if on_run_end is not None:
+                on_run_end(self.run)
 
     LockstepMachine.__name__ = f"Lockstep_{system_name}"
     return LockstepMachine

@@ -1,0 +1,443 @@
+"""The conformance run: every check on one system under test, a verdict per requirement, artefacts per failure.
+
+A check is either a named scenario replayed in lockstep with the spec, or a Hypothesis
+lockstep search in one world (default variants, or the other settings of every variant).
+`run_conformance` runs them all; `mjpki run` and the pytest plugin are two front ends to
+the same functions, so their verdicts cannot differ.
+
+    result = run_conformance(load_factory("adapters.reference:factory"), profile="quick", out_dir=Path("out"))
+    print(render_summary(result))
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from adapters.system import AdapterFactory
+from mjpki.known_failures import KnownFailures
+from mjpki.lockstep import Divergence, Lockstep, lockstep_machine
+from mjpki.scenarios import SCENARIOS, Scenario, base_world
+from spec.requirements import REQUIREMENTS, conformance_ids
+from spec.trace import Trace
+from spec.world import World
+
+__all__ = [
+    "PROFILES",
+    "RunProfile",
+    "Check",
+    "CheckResult",
+    "ConformanceResult",
+    "all_checks",
+    "run_check",
+    "run_conformance",
+    "unused_known",
+    "verdicts",
+    "result_json",
+    "RESULT_FORMAT",
+]
+
+RESULT_FORMAT = "mjpki-result/1"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunProfile:
+    """How hard the stateful search tries: Hypothesis examples per world and steps per example."""
+
+    name: str
+    examples: int
+    steps: int
+    shrink: bool
+    """Shrink a failing run to a short one (slower, much more readable traces)."""
+    doc: str
+
+
+PROFILES: dict[str, RunProfile] = {
+    p.name: p
+    for p in (
+        RunProfile(name="quick", examples=30, steps=40, shrink=True, doc="seconds: a smoke test while developing"),
+        RunProfile(name="ci", examples=150, steps=50, shrink=True, doc="a minute or two on the reference: for every commit"),
+        RunProfile(name="thorough", examples=2000, steps=100, shrink=True, doc="half an hour and more: before a release"),
+    )
+}
+
+STATEFUL_WORLDS: dict[str, Callable[[], World]] = {
+    "default": base_world,
+    "variants": lambda: base_world(
+        factory_reset_wipes_se=True,
+        remote_deletion_removes_applet=True,
+        cascade_delay_minutes=0,
+        signing_pin_tries=3,
+        auth_pin_tries=5,
+    ),
+}
+"""The worlds of the stateful checks: the variant defaults, and every variant in its other setting."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Check:
+    """One conformance check: a scenario or a stateful search in one world."""
+
+    id: str
+    kind: str
+    """"scenario" or "stateful"."""
+    title: str
+    world: World
+    scenario: Scenario | None = None
+
+
+def all_checks() -> tuple[Check, ...]:
+    """Every check, scenarios first (they are short and name what they test), then the stateful searches."""
+    out = [Check(id=f"scenario:{sc.id}", kind="scenario", title=sc.title, world=sc.world, scenario=sc) for sc in SCENARIOS.values()]
+    out += [
+        Check(id=f"stateful:{name}", kind="stateful", title=f"generated lockstep runs, {name} variant settings", world=make())
+        for name, make in STATEFUL_WORLDS.items()
+    ]
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckResult:
+    """What one check found on the system."""
+
+    check: Check
+    status: str
+    """"pass", "fail" (a new failure), "known" (a failure the known-failures file lists) or "error" (the suite itself broke)."""
+    exercised: frozenset[str]
+    """Requirement IDs the steps sent to the system touched."""
+    runs: int
+    steps: int
+    seconds: float
+    divergence: Divergence | None = None
+    trace: Trace | None = None
+    artefacts: tuple[Path, ...] = ()
+    known_reason: str = ""
+    message: str = ""
+
+    @property
+    def failed(self) -> bool:
+        """True for a failure, known or new."""
+        return self.status in ("fail", "known")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConformanceResult:
+    """Every check's result, the per-requirement verdicts, and the known failures that did not occur."""
+
+    system: str
+    profile: str
+    started: str
+    seconds: float
+    results: tuple[CheckResult, ...]
+    verdicts: dict[str, str]
+    unused_known: tuple[str, ...] = ()
+
+    @property
+    def new_failures(self) -> tuple[CheckResult, ...]:
+        """Failures not in the known-failures file, and errors of the suite."""
+        return tuple(r for r in self.results if r.status in ("fail", "error"))
+
+    @property
+    def passed(self) -> bool:
+        """True if nothing failed that the known-failures file does not list."""
+        return not self.new_failures
+
+
+Progress = Callable[[str], None]
+
+
+def _artefacts(trace: Trace, out_dir: Path | None, name: str, divergence: Divergence) -> tuple[Path, ...]:
+    """Write the failing run as a trace, a step table and a Markdown report with a sequence diagram."""
+    if out_dir is None:
+        return ()
+    from mjpki.render import step_table
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+    paths = [out_dir / f"{safe}.json", out_dir / f"{safe}.txt"]
+    paths[0].write_text(trace.dumps(), encoding="utf-8")
+    paths[1].write_text(f"{trace.title}\n{divergence}\n\n{step_table(trace)}\n", encoding="utf-8")
+    try:
+        from mjpki.mermaid import markdown_report
+    except ImportError:  # the sequence-diagram renderer is optional for the run itself
+        return tuple(paths)
+    md = out_dir / f"{safe}.md"
+    md.write_text(markdown_report(trace), encoding="utf-8")
+    return (*paths, md)
+
+
+def _exercised(run: Lockstep) -> set[str]:
+    return {r for s in run.steps if s.note != "not sent to the system" for r in s.reqs}
+
+
+def _scenario_check(check: Check, factory: AdapterFactory, *, timeout: float, system_name: str) -> tuple[Lockstep, str]:
+    """Replay the scenario on the spec and the system; the spec must give what the scenario expects."""
+    assert check.scenario is not None
+    run = Lockstep(factory, check.world, timeout=timeout, system_name=system_name)
+    problem = ""
+    try:
+        for i, e in enumerate(check.scenario.steps):
+            record = run.step(e.action)
+            if record.expected.code != e.code:  # the suite's own scenario disagrees with the spec: a suite bug
+                problem = f"step {i}: the scenario expects {e.code}, the spec gives {record.expected.code}"
+                break
+            if run.broken:
+                break
+    finally:
+        run.close()
+    return run, problem
+
+
+def run_check(
+    check: Check,
+    factory: AdapterFactory,
+    *,
+    profile: RunProfile,
+    out_dir: Path | None = None,
+    known: KnownFailures | None = None,
+    timeout: float = 10.0,
+    system_name: str = "system",
+    database_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> CheckResult:
+    """Run one check on the system and judge it (known failures included)."""
+    start = time.monotonic()
+    exercised: set[str] = set()
+    runs = steps = 0
+    divergence: Divergence | None = None
+    trace: Trace | None = None
+    message = ""
+    if check.kind == "scenario":
+        run, message = _scenario_check(check, factory, timeout=timeout, system_name=system_name)
+        exercised = _exercised(run)
+        runs, steps = 1, len(run.steps)
+        divergence = run.divergence
+        if divergence is not None:
+            trace = run.trace(title=f"{check.id}: {check.title}", source="scenario")
+    else:
+        found: list[tuple[Trace, Divergence]] = []
+        last_report = [time.monotonic()]
+
+        def ended(run: Lockstep) -> None:
+            nonlocal runs, steps
+            runs += 1
+            steps += len(run.steps)
+            exercised.update(_exercised(run))
+            if progress is not None and time.monotonic() - last_report[0] > 10:
+                last_report[0] = time.monotonic()
+                progress(f"  {check.id}: {runs} runs, {steps} steps, {time.monotonic() - start:.0f} s")
+
+        machine = lockstep_machine(
+            factory, check.world, timeout=timeout, name=system_name, on_divergence=lambda t, d: found.append((t, d)), on_run_end=ended
+        )
+        message = _search(machine, profile, database_dir, check.id)
+        if found:
+            trace, divergence = found[-1]  # Hypothesis replays the shrunk example last
+            trace = Trace(
+                world=trace.world, steps=trace.steps, title=f"{check.id}: {system_name} diverges", source="hypothesis",
+                system=trace.system, meta=trace.meta,
+            )
+            message = ""
+    artefacts: tuple[Path, ...] = ()
+    if divergence is not None and trace is not None:
+        artefacts = _artefacts(trace, out_dir, check.id.replace(":", "-"), divergence)
+    status, reason = "pass", ""
+    if message:
+        status = "error"
+    elif divergence is not None:
+        hit = known.match(check.id, divergence.reqs) if known is not None else None
+        status, reason = ("known", f"{hit[0]}: {hit[1]}") if hit else ("fail", "")
+    return CheckResult(
+        check=check, status=status, exercised=frozenset(exercised), runs=runs, steps=steps, seconds=time.monotonic() - start,
+        divergence=divergence, trace=trace, artefacts=artefacts, known_reason=reason, message=message,
+    )  # fmt: skip
+
+
+def _search(machine: type, profile: RunProfile, database_dir: Path | None, key: str) -> str:
+    """Run the Hypothesis search; the divergence arrives through the machine's callback. Returns a suite error, if any."""
+    from hypothesis import HealthCheck, Phase, settings
+    from hypothesis.database import DirectoryBasedExampleDatabase
+    from hypothesis.errors import FlakyFailure, FlakyStrategyDefinition
+    from hypothesis.stateful import run_state_machine_as_test
+
+    phases = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target] + ([Phase.shrink] if profile.shrink else [])
+    database = None
+    if database_dir is not None:
+        # One directory per check: a failure found once is replayed first next time.
+        database = DirectoryBasedExampleDatabase(str(database_dir / key.replace(":", "-")))
+    how = settings(
+        max_examples=profile.examples,
+        stateful_step_count=profile.steps,
+        deadline=None,
+        database=database,
+        phases=phases,
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+        print_blob=False,
+    )
+    try:
+        run_state_machine_as_test(machine, settings=how)
+    except AssertionError:
+        return ""  # the divergence was recorded by the callback
+    except (FlakyFailure, FlakyStrategyDefinition) as exc:
+        # A system whose answers change between identical runs; the first divergence is still reported.
+        return f"the system is not deterministic under replay ({type(exc).__name__})"
+    return ""
+
+
+def unused_known(results: tuple[CheckResult, ...] | list[CheckResult], known: KnownFailures | None) -> tuple[str, ...]:
+    """The known-failure IDs that no failure of this run matched (the file may be stale)."""
+    used = {r.known_reason.split(":", 1)[0] for r in results if r.status == "known"}
+    return tuple(k for k in (known.entries if known else ()) if k not in used)
+
+
+def verdicts(results: tuple[CheckResult, ...] | list[CheckResult]) -> dict[str, str]:
+    """Per conformance requirement: pass, fail, known failure or not exercised."""
+    out: dict[str, str] = {}
+    for rid in conformance_ids():
+        touched = [r for r in results if rid in r.exercised or (r.divergence is not None and rid in r.divergence.reqs)]
+        if not touched:
+            out[rid] = "not exercised"
+            continue
+        broken = [r for r in touched if r.divergence is not None and rid in r.divergence.reqs]
+        if any(r.status == "fail" for r in broken):
+            out[rid] = "FAIL"
+        elif broken:
+            out[rid] = "known failure"
+        else:
+            out[rid] = "pass"
+    return out
+
+
+def run_conformance(
+    factory: AdapterFactory,
+    *,
+    profile: str = "quick",
+    out_dir: Path | None = None,
+    known_failures: KnownFailures | None = None,
+    checks: tuple[Check, ...] | None = None,
+    timeout: float = 10.0,
+    system_name: str = "",
+    database_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> ConformanceResult:
+    """Run every check (or the given ones) on the system; write failure artefacts and result.json to out_dir."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
+    prof = PROFILES[profile]
+    name = system_name or getattr(factory, "__qualname__", repr(factory))
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    t0 = time.monotonic()
+    results: list[CheckResult] = []
+    chosen = checks if checks is not None else all_checks()
+    for i, check in enumerate(chosen, 1):
+        r = run_check(
+            check, factory, profile=prof, out_dir=out_dir, known=known_failures, timeout=timeout, system_name=name,
+            database_dir=database_dir, progress=progress,
+        )  # fmt: skip
+        results.append(r)
+        if progress is not None:
+            progress(f"[{i}/{len(chosen)}] {check_line(r)}")
+    result = ConformanceResult(
+        system=name, profile=profile, started=started, seconds=time.monotonic() - t0, results=tuple(results),
+        verdicts=verdicts(results), unused_known=unused_known(results, known_failures),
+    )  # fmt: skip
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "result.json").write_text(json.dumps(result_json(result), indent=2) + "\n", encoding="utf-8")
+    return result
+
+
+def check_line(r: CheckResult) -> str:
+    """One line per check: status, ID, size, time; the divergence for a failure."""
+    label = {"pass": "pass", "fail": "FAIL", "known": "known", "error": "ERROR"}[r.status]
+    line = f"{label:5}  {r.check.id:44} {r.runs:4} runs {r.steps:6} steps {r.seconds:6.1f} s"
+    if r.divergence is not None:
+        line += f"\n       {r.divergence}"
+    if r.known_reason:
+        line += f"\n       known failure: {r.known_reason}"
+    if r.message:
+        line += f"\n       suite error: {r.message}"
+    return line
+
+
+def result_json(result: ConformanceResult) -> dict[str, Any]:
+    """The run as JSON data (format mjpki-result/1), for dashboards and CI."""
+
+    def check(r: CheckResult) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": r.check.id, "kind": r.check.kind, "title": r.check.title, "status": r.status, "runs": r.runs, "steps": r.steps,
+            "seconds": round(r.seconds, 3), "exercised": sorted(r.exercised),
+        }  # fmt: skip
+        if r.divergence is not None:
+            d = r.divergence
+            action = None if d.action is None else str(d.action)
+            data["divergence"] = {"index": d.index, "action": action, "what": d.what, "reqs": list(d.reqs)}
+        if r.artefacts:
+            data["artefacts"] = [str(p) for p in r.artefacts]
+        if r.known_reason:
+            data["known_reason"] = r.known_reason
+        if r.message:
+            data["error"] = r.message
+        return data
+
+    counts: dict[str, int] = {}
+    for v in result.verdicts.values():
+        counts[v] = counts.get(v, 0) + 1
+    return {
+        "format": RESULT_FORMAT,
+        "system": result.system,
+        "profile": result.profile,
+        "started": result.started,
+        "seconds": round(result.seconds, 3),
+        "passed": result.passed,
+        "summary": {
+            "checks": len(result.results),
+            **{s: sum(1 for r in result.results if r.status == s) for s in ("pass", "fail", "known", "error")},
+            "requirements": counts,
+        },
+        "checks": [check(r) for r in result.results],
+        "requirements": {
+            rid: {"title": REQUIREMENTS[rid].title, "verdict": v, "checks": [r.check.id for r in result.results if rid in r.exercised]}
+            for rid, v in result.verdicts.items()
+        },
+        "unused_known_failures": list(result.unused_known),
+    }
+
+
+def render_summary(result: ConformanceResult, *, titles: Mapping[str, str] | None = None) -> str:
+    """The per-requirement verdict table and a one-line total, as printed by `mjpki run` and the pytest plugin."""
+    from mjpki.render import table
+
+    names = titles or {r.id: r.title for r in REQUIREMENTS.values()}
+    rows = []
+    for rid, verdict in result.verdicts.items():
+        where = [r.check.id for r in result.results if rid in r.exercised]
+        rows.append((rid, names.get(rid, ""), verdict, ", ".join(where[:2]) + (f" +{len(where) - 2}" if len(where) > 2 else "")))
+    lines = [table(["requirement", "title", "verdict", "exercised by"], rows, max_width=46), ""]
+    new = result.new_failures
+    known = [r for r in result.results if r.status == "known"]
+    if known:
+        lines.append("Known failures (listed in the known-failures file, not counted against the run):")
+        lines += [f"  {r.check.id}: {r.known_reason}" for r in known]
+    if result.unused_known:
+        lines.append("Known failures that did not occur (fixed? remove them from the file): " + ", ".join(result.unused_known))
+    if new:
+        lines.append("New failures:")
+        for r in new:
+            lines.append(f"  {r.check.id}: {r.divergence if r.divergence is not None else r.message}")
+            lines += [f"      {p}" for p in r.artefacts]
+    tally = {v: sum(1 for x in result.verdicts.values() if x == v) for v in ("pass", "FAIL", "known failure", "not exercised")}
+    passed = sum(1 for r in result.results if r.status == "pass")
+    lines.append(
+        f"{result.system}, profile {result.profile}: {passed} of {len(result.results)} checks "
+        f"passed in {result.seconds:.0f} s; requirements: "
+        + ", ".join(f"{n} {v}" for v, n in tally.items() if n)
+        + ("; CONFORMS" if result.passed and not tally["not exercised"] else "; DOES NOT CONFORM" if not result.passed else "")
+    )
+    return "\n".join(lines)
