@@ -246,9 +246,24 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from spec.trace import replay_on_spec
 
-    trace = _load(args.trace)
+    try:
+        trace = _load(args.trace)
+    except (OSError, UnicodeDecodeError) as exc:  # a directory, unreadable bytes: say so, no traceback
+        print(f"mjpki: cannot read {args.trace}: {exc}", file=sys.stderr)
+        return 2
     if trace is None:
         return 2
+    if args.emit_pytest and not args.adapter:
+        print("mjpki: --emit-pytest needs --adapter MODULE:FACTORY (the system the test replays on)", file=sys.stderr)
+        return 2
+    if args.adapter:
+        return _replay_on_adapter(args, trace)
+    if args.markdown:
+        from mjpki.mermaid import markdown_report
+
+        if not _write_out(args.markdown, markdown_report(trace, name=Path(args.trace).stem)):
+            return 2
+        print(f"report written to {args.markdown}")
     result = replay_on_spec(trace)
     if result.agrees:
         print(f"the spec gives every recorded outcome ({len(trace.steps)} steps)")
@@ -258,6 +273,55 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     print(f"    recorded: {first.recorded}\n    spec:     {first.spec}")
     if len(result.divergences) > 1:
         print(f"({len(result.divergences) - 1} more steps differ after it)")
+    return 1
+
+
+def _write_out(path: str, text: str) -> bool:
+    """Write an output file of `mjpki replay`; on failure say why (no traceback) and return False."""
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"mjpki: cannot write {path}: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def _replay_on_adapter(args: argparse.Namespace, trace) -> int:  # type: ignore[no-untyped-def]
+    """`mjpki replay TRACE --adapter X`: the trace in lockstep on X and the spec; exit 1 where they part."""
+    from mjpki.adapterspec import AdapterSpecError, load_factory
+    from mjpki.replay import replay_on_adapter
+
+    try:
+        factory = load_factory(args.adapter)
+    except AdapterSpecError as exc:
+        print(f"mjpki: {exc}", file=sys.stderr)
+        return 2
+    if args.emit_pytest:
+        from mjpki.standalone import standalone_test
+
+        if not _write_out(args.emit_pytest, standalone_test(Path(args.trace), adapter=args.adapter, timeout=args.timeout)):
+            return 2
+        print(f"standalone test written to {args.emit_pytest} (run it with: pytest {args.emit_pytest})")
+    result = replay_on_adapter(trace, factory, timeout=args.timeout, system_name=args.adapter)
+    print(f"{trace.title or args.trace}: replayed on {args.adapter} in lockstep with the spec ({len(trace.steps)} steps)")
+    print(step_table(result.trace))
+    if result.spec_changed:
+        print(f"note: the spec now expects other outcomes than the trace recorded at steps {', '.join(map(str, result.spec_changed))}")
+    if args.markdown:
+        from mjpki.mermaid import markdown_report
+
+        if not _write_out(args.markdown, markdown_report(result.trace, name=Path(args.trace).stem)):
+            return 2
+        print(f"report written to {args.markdown}")
+    if result.recorded_index is not None:
+        print(
+            f"the trace recorded a divergence at step {result.recorded_index}; "
+            + ("reproduced at the same step" if result.reproduces else "not reproduced at that step")
+        )
+    if result.divergence is None:
+        print(f"{args.adapter} and the spec agree at every step")
+        return 0
+    print(f"{args.adapter} and the spec part at {result.divergence}")
     return 1
 
 
@@ -454,8 +518,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="docs/diagrams", help="output folder (DOT and SVG)")
     s.set_defaults(fn=_cmd_diagrams)
 
-    s = sub.add_parser("replay", help="replay a trace file on the spec and show where they part")
+    s = sub.add_parser("replay", help="replay a trace file on the spec (or on an adapter, in lockstep) and show where they part")
     s.add_argument("trace", help="a trace JSON file")
+    s.add_argument("--adapter", metavar="MODULE:FACTORY", help="replay on this system, in lockstep with the spec")
+    s.add_argument("--markdown", metavar="OUT.md", help="also write a Markdown report: step table and Mermaid sequence diagram")
+    s.add_argument("--emit-pytest", metavar="OUT.py", help="also write a standalone pytest file that replays the trace on --adapter")
+    s.add_argument("--timeout", type=float, default=10.0, help="seconds the adapter may take per call (default 10)")
     s.set_defaults(fn=_cmd_replay)
 
     s = sub.add_parser("show", help="print a trace file as a step table")

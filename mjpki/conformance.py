@@ -155,6 +155,7 @@ def _artefacts(trace: Trace, out_dir: Path | None, name: str, divergence: Diverg
     """Write the failing run as a trace, a step table and a Markdown report with a sequence diagram."""
     if out_dir is None:
         return ()
+    from mjpki.mermaid import markdown_report
     from mjpki.render import step_table
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -162,12 +163,8 @@ def _artefacts(trace: Trace, out_dir: Path | None, name: str, divergence: Diverg
     paths = [out_dir / f"{safe}.json", out_dir / f"{safe}.txt"]
     paths[0].write_text(trace.dumps(), encoding="utf-8")
     paths[1].write_text(f"{trace.title}\n{divergence}\n\n{step_table(trace)}\n", encoding="utf-8")
-    try:
-        from mjpki.mermaid import markdown_report
-    except ImportError:  # the sequence-diagram renderer is optional for the run itself
-        return tuple(paths)
     md = out_dir / f"{safe}.md"
-    md.write_text(markdown_report(trace), encoding="utf-8")
+    md.write_text(markdown_report(trace, name=safe), encoding="utf-8")
     return (*paths, md)
 
 

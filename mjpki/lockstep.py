@@ -191,6 +191,7 @@ def lockstep_machine(
     from hypothesis import strategies as st
     from hypothesis.stateful import RuleBasedStateMachine, rule
 
+    from mjpki.mermaid import write_markdown_report
     from mjpki.render import step_table
     from mjpki.strategies import action_strategy
 
@@ -222,6 +223,7 @@ def lockstep_machine(
                 safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in system_name)
                 (out / f"{safe}.json").write_text(trace.dumps(), encoding="utf-8")
                 (out / f"{safe}.txt").write_text(f"{trace.title}\n{d}\n\n{table}\n", encoding="utf-8")
+                write_markdown_report(trace, out / f"{safe}.json")
             raise AssertionError(f"{system_name} diverges from the spec: {d}\n{table}")
 
         def teardown(self) -> None:

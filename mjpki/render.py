@@ -29,15 +29,19 @@ def step_table(trace: Trace, *, max_width: int = 70) -> str:
     """The trace as a step table: step, action, expected, actual, requirement IDs; divergences marked."""
     has_actual = any(s.actual is not None for s in trace.steps)
     headers = ["#", "action", "expected"] + (["actual"] if has_actual else []) + ["reqs"]
+    # A lockstep run also parts on compared details or an adapter that raised: its recorded index is marked too.
+    recorded = trace.meta.get("divergence")
+    marked = recorded.get("index") if isinstance(recorded, dict) else None
     rows = []
     for i, s in enumerate(trace.steps):
-        mark = ">>" if s.diverges else ""
+        mark = ">>" if s.diverges or i == marked else ""
         row: list[object] = [f"{mark}{i}", s.action, s.expected]
         if has_actual:
             row.append(s.actual if s.actual is not None else "-")
         row.append(" ".join(s.reqs))
         rows.append(row)
-        rows += [["", f"   ! {v}", "", *([""] if has_actual else []), ""] for v in s.violations]
+        problems = list(s.violations) or ([str(recorded.get("what", ""))] if i == marked and isinstance(recorded, dict) else [])
+        rows += [["", f"   ! {v}", "", *([""] if has_actual else []), ""] for v in problems]
     return table(headers, rows, max_width=max_width)
 
 
