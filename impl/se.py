@@ -184,6 +184,8 @@ class _Applet:
 
     card: SCP03Card
     apsd_keys: StaticKeys
+    max_tries: dict[Kind, int]
+    """The PIN retry limits, set by INSTALL (C9 parameters) or else the SE's defaults."""
     r: bytes | None = None
     ca_certs: dict[Kind, bytes] = field(default_factory=dict)
     slots: dict[Kind, _Slot] = field(default_factory=lambda: {kind: _Slot() for kind in Kind})
@@ -266,8 +268,9 @@ class GpSe:
         return dict(self._access_rules)
 
     def max_tries(self, kind: Kind) -> int:
-        """The retry limit of the PIN of this kind."""
-        return self._max_tries[kind]
+        """The retry limit of the PIN of this kind: the installed applet's, else the default a new installation gets."""
+        applet = self._applet
+        return (applet.max_tries if applet is not None else self._max_tries)[kind]
 
     def status(self) -> SeStatus:
         """The facts GET SLOT STATUS reports (applet, R pending, per kind key/certificate serial/PIN status/tries)."""
@@ -334,6 +337,7 @@ class GpSe:
                 if applet is None
                 else {
                     "apsd": {"keys": _keys_to_json(applet.apsd_keys), "sequence_counter": applet.card.sequence_counter},
+                    "max_tries": {kind.value: applet.max_tries[kind] for kind in Kind},
                     "r": None if applet.r is None else applet.r.hex(),
                     "ca_certs": {kind.value: applet.ca_certs[kind].hex() if kind in applet.ca_certs else None for kind in Kind},
                     "slots": {kind.value: _slot_to_json(applet.slots[kind]) for kind in Kind},
@@ -386,9 +390,14 @@ class GpSe:
             self._applet = None
             return
         apsd_keys = _keys_from_json(data["apsd"]["keys"])
+        limits = data.get("max_tries") or {kind.value: self._max_tries[kind] for kind in Kind}  # older snapshots: the defaults
+        max_tries = {kind: int(limits[kind.value]) for kind in Kind}
+        if not all(1 <= n <= 15 for n in max_tries.values()):
+            raise ValueError(f"PIN retry limits must be 1..15, got {max_tries}")
         applet = _Applet(
             card=SCP03Card(apsd_keys, aid=APSD_AID, sequence_counter=int(data["apsd"]["sequence_counter"])),
             apsd_keys=apsd_keys,
+            max_tries=max_tries,
             r=None if data["r"] is None else bytes.fromhex(data["r"]),
         )
         if applet.r is not None and len(applet.r) != _R_LEN:
@@ -397,7 +406,7 @@ class GpSe:
             ca = data["ca_certs"][kind.value]
             if ca is not None:
                 applet.ca_certs[kind] = _checked_certificate(bytes.fromhex(ca))[0]
-            applet.slots[kind] = _slot_from_json(data["slots"][kind.value], max_tries=self._max_tries[kind])
+            applet.slots[kind] = _slot_from_json(data["slots"][kind.value], max_tries=max_tries[kind])
         self._applet = applet
 
     # --- dispatch --------------------------------------------------------------------------------------------------
@@ -553,10 +562,13 @@ class GpSe:
             return b"", SW_WRONG_P1P2  # only [for install and make selectable]; the load file is preloaded
         try:
             elf, module, app, privileges, params, _token = _split_lv(cmd.data, 6)
-            param_tags = [t for t, _v in parse_tlv(params)]
+            c9 = [v for t, v in parse_tlv(params) if t == 0xC9]
         except ValueError:
             return b"", SW_INCORRECT_DATA
-        if len(privileges) not in (1, 3) or 0xC9 not in param_tags:
+        if len(privileges) not in (1, 3) or len(c9) != 1:
+            return b"", SW_INCORRECT_DATA
+        # C9 (application-specific parameters): empty, or the PIN retry limits auth || signing, one byte each (1..15)
+        if c9[0] and (len(c9[0]) != 2 or not all(1 <= n <= 15 for n in c9[0])):
             return b"", SW_INCORRECT_DATA
         if elf != JPKI_ELF_AID or module != JPKI_MODULE_AID:
             return b"", SW_REFERENCED_DATA_NOT_FOUND
@@ -564,7 +576,8 @@ class GpSe:
             return b"", SW_INCORRECT_DATA  # this SE's load file makes only the JPKI instance
         if self._applet is not None:
             return b"", SW_CONDITIONS
-        self._applet = _Applet(card=SCP03Card(self._apsd_keys, aid=APSD_AID), apsd_keys=self._apsd_keys)
+        limits = {Kind.AUTH: c9[0][0], Kind.SIGNING: c9[0][1]} if c9[0] else dict(self._max_tries)
+        self._applet = _Applet(card=SCP03Card(self._apsd_keys, aid=APSD_AID), apsd_keys=self._apsd_keys, max_tries=limits)
         return b"\x00", SW_OK
 
     def _isd_delete(self, cmd: CommandApdu) -> Response:
@@ -774,7 +787,7 @@ class GpSe:
         """PIN-3: a correct PIN resets the counter and marks the PIN verified; a wrong one spends a try (0 locks)."""
         assert slot.pin is not None
         if hmac.compare_digest(candidate, slot.pin):
-            slot.tries_left = self._max_tries[kind]
+            slot.tries_left = self.max_tries(kind)
             self._verified.add(kind)
             return SW_OK
         self._verified.discard(kind)
@@ -917,8 +930,8 @@ class GpSe:
             return b"", SW_REFERENCED_DATA_NOT_FOUND
         if cmd.p2 == 0x00 and slot.pin_status in (PinStatus.SET, PinStatus.LOCKED):
             return b"", SW_CONDITIONS  # a PIN is already in use: resetting it is PIN initialisation (P2 = 01)
-        slot.pin, slot.pin_status, slot.tries_left = None, PinStatus.TEMP_BLOCKED, self._max_tries[kind]
-        slot.temp_pin, slot.temp_tries_left = cmd.data, self._max_tries[kind]
+        slot.pin, slot.pin_status, slot.tries_left = None, PinStatus.TEMP_BLOCKED, applet.max_tries[kind]
+        slot.temp_pin, slot.temp_tries_left = cmd.data, applet.max_tries[kind]
         self._verified.discard(kind)
         return b"", SW_OK
 
@@ -943,7 +956,7 @@ class GpSe:
         if not hmac.compare_digest(temp, slot.temp_pin):
             slot.temp_tries_left -= 1
             return b"", sw_wrong_pin(slot.temp_tries_left)
-        slot.pin, slot.pin_status, slot.tries_left = new, PinStatus.SET, self._max_tries[kind]
+        slot.pin, slot.pin_status, slot.tries_left = new, PinStatus.SET, applet.max_tries[kind]
         slot.temp_pin, slot.temp_tries_left = None, 0
         return b"", SW_OK
 

@@ -501,10 +501,18 @@ def _lv(value: bytes) -> bytes:
 
 
 def install_for_install_and_selectable(
-    *, elf_aid: bytes = JPKI_ELF_AID, module_aid: bytes = JPKI_MODULE_AID, app_aid: bytes = JPKI_AID
+    *,
+    elf_aid: bytes = JPKI_ELF_AID,
+    module_aid: bytes = JPKI_MODULE_AID,
+    app_aid: bytes = JPKI_AID,
+    pin_tries: tuple[int, int] | None = None,
 ) -> bytes:
-    """INSTALL [for install and make selectable]: 80 E6 0C 00, GP data (ELF, module, application AIDs, privileges 00, C9 00)."""
-    data = _lv(elf_aid) + _lv(module_aid) + _lv(app_aid) + _lv(b"\x00") + _lv(tlv(0xC9, b"")) + _lv(b"")
+    """INSTALL [for install and make selectable]: 80 E6 0C 00, GP data (ELF, module, application AIDs, privileges 00, C9).
+
+    C9 is empty (the SE's default retry limits) or, with pin_tries = (auth, signing), those limits, one byte each.
+    """
+    params = b"" if pin_tries is None else bytes(pin_tries)
+    data = _lv(elf_aid) + _lv(module_aid) + _lv(app_aid) + _lv(b"\x00") + _lv(tlv(0xC9, params)) + _lv(b"")
     return command_apdu(0x80, INS_INSTALL, 0x0C, 0x00, data, 0x00)
 
 

@@ -101,9 +101,9 @@ class Tsm:
         self.select(A.ISD_AID)
         self.open_secure_channel()
 
-    def install_applet(self) -> None:
-        """INSTALL [for install and make selectable] the JPKI applet (and its APSD)."""
-        self.call(A.install_for_install_and_selectable(), "INSTALL")
+    def install_applet(self, *, pin_tries: tuple[int, int] | None = None) -> None:
+        """INSTALL [for install and make selectable] the JPKI applet (and its APSD), with PIN retry limits (auth, signing) if given."""
+        self.call(A.install_for_install_and_selectable(pin_tries=pin_tries), "INSTALL")
 
     def delete_applet(self) -> bool:
         """DELETE the JPKI applet with related objects; False if there was none (6A88)."""

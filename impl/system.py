@@ -10,8 +10,9 @@ OCSP response the CA builds from the records).
 match. Serials, keys and push tokens are the system's own, not the spec's. `observation()` builds the
 spec.observe.Observation the invariants of properties.invariants judge, from the records and each SE's slot status.
 
-Where the real parts cannot tell the spec's distinctions apart by APDU alone (a PIN that is temporarily blocked or locked
-both answer 6983 to VERIFY), the app reads the SE's slot status (GpSe.status(), the facts GET SLOT STATUS reports).
+Each phone's SE is reached only through APDUs (`SeLink.transmit`): in process a `GpSe`, or a card across PC/SC
+(`adapters.pcsc_system`), chosen with `se_links`. Where the real parts cannot tell the spec's distinctions apart by VERIFY
+alone (a PIN that is temporarily blocked or locked both answer 6983), the SP-TSM reads the SE's GET SLOT STATUS over SCP03.
 
 Known differences from the spec (outcome codes agree on every scenario and on random walks otherwise):
 - GENERATE KEY PAIR empties the slots of the application's kinds before the H(R)=S check, so a COMMITMENT_MISMATCH
@@ -24,10 +25,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -40,7 +42,7 @@ from impl.ca import JpkiCa, PersonalData, build_ocsp_request, profile_of
 from impl.records import CertRecord, Records, commitment_of, key_fingerprint
 from impl.scp03 import StaticKeys
 from impl.se import GpSe
-from impl.se_tsm import Tsm
+from impl.se_tsm import SeCommandError, Tsm
 from spec import actions as A
 from spec.clock import DELETION_WINDOW, PRIMARY_AUTH_INTERVAL, fifth_birthday_expiry, push_due, to_datetime
 from spec.domain import (
@@ -63,7 +65,7 @@ from spec.reasons import Reason as R
 from spec.rules import pin_well_formed
 from spec.world import World
 
-__all__ = ["ReferenceSystem", "SystemDefectError", "Signed", "OFFICIAL_APP_HASH", "OTHER_APP_HASH", "to_utc", "digest_info"]
+__all__ = ["ReferenceSystem", "SeLink", "SystemDefectError", "Signed", "OFFICIAL_APP_HASH", "OTHER_APP_HASH", "to_utc", "digest_info"]
 
 OFFICIAL_APP_HASH = hashlib.sha256(b"mjpki official app signing certificate").digest()
 """SHA-256 of the official app's signing certificate: the only caller the SE's access rule admits (ACL-1)."""
@@ -86,6 +88,20 @@ def digest_info(message: bytes) -> bytes:
 def _eligible(world: World, phone: PhoneId) -> bool:
     spec = world.phone(phone)
     return spec.android >= 9 and spec.gp_se and spec.nfc  # ACT-3
+
+
+@runtime_checkable
+class SeLink(Protocol):
+    """The transport from a phone's software to its SE: a `GpSe` in process, or a card across PC/SC."""
+
+    @property
+    def se_id(self) -> str:
+        """The SE-ID of the SE at the other end (a PC/SC link checks it over SCP03 when it connects)."""
+        ...
+
+    def transmit(self, apdu: bytes, *, caller: bytes | None) -> bytes:
+        """One command APDU from the app whose signing-certificate hash is `caller` (ACL-1); response data || SW."""
+        ...
 
 
 class SystemDefectError(RuntimeError):
@@ -136,7 +152,11 @@ class ReferenceSystem:
         ca: JpkiCa | None = None,
         card_keys: dict[PersonId, rsa.RSAPrivateKey] | None = None,
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+        isd_keys: StaticKeys | None = None,
+        se_links: Mapping[PhoneId, SeLink] | None = None,
     ) -> None:
+        """se_links: the phones whose SE is reached through another transport (e.g. PC/SC); the others get an in-process
+        GpSe. isd_keys: the SEs' SCP03 keys, which the TSMs hold (required with se_links; random otherwise)."""
         self.world = world
         self.now = 0
         self.records = Records.open(db_path)
@@ -147,10 +167,18 @@ class ReferenceSystem:
             self.ca = ca if ca is not None else JpkiCa.generate()
             self.records.save_ca(ca=self.ca)
         self._random = random_bytes
-        self.isd_keys = StaticKeys(enc=random_bytes(16), mac=random_bytes(16), dek=random_bytes(16))
+        links = dict(se_links or {})
+        if links and isd_keys is None:
+            raise ValueError("se_links need isd_keys: the TSMs must hold the keys of the SEs at the other end")
+        unknown = set(links) - {ph.id for ph in world.phones}
+        if unknown:
+            raise ValueError(f"se_links name phones the world does not have: {sorted(unknown)}")
+        self.isd_keys = isd_keys or StaticKeys(enc=random_bytes(16), mac=random_bytes(16), dek=random_bytes(16))
         v = world.variants
-        self.ses: dict[PhoneId, GpSe] = {
-            ph.id: GpSe(ph.se_id, self.isd_keys, auth_pin_tries=v.auth_pin_tries, signing_pin_tries=v.signing_pin_tries)
+        # Every SE is used only through transmit(): the same code drives an in-process GpSe and a card across PC/SC.
+        self.ses: dict[PhoneId, SeLink] = {
+            ph.id: links.get(ph.id)
+            or GpSe(ph.se_id, self.isd_keys, auth_pin_tries=v.auth_pin_tries, signing_pin_tries=v.signing_pin_tries)
             for ph in world.phones
         }
         self.apps: dict[PhoneId, _App] = {ph.id: _App(holder=ph.initial_holder) for ph in world.phones}
@@ -252,7 +280,9 @@ class ReferenceSystem:
         tsm = self.tsm(phone)
         tsm.open_isd()
         leftover = tsm.delete_applet() if tsm.applet_present() else False
-        tsm.install_applet()
+        v = self.world.variants
+        # The retry limits go with INSTALL (C9), so an SE this system did not build (PC/SC) gets the world's too.
+        tsm.install_applet(pin_tries=(v.auth_pin_tries, v.signing_pin_tries))
         tsm.store_access_rules({APDU.JPKI_AID: [OFFICIAL_APP_HASH]})
         self._forget_keys(phone)
         return leftover
@@ -270,10 +300,30 @@ class ReferenceSystem:
             self._slot_keys.pop((phone, kind), None)
             self._temp_pins.pop((phone, kind), None)
 
+    def _se_status(self, phone: PhoneId) -> APDU.SeStatus | None:
+        """GET SLOT STATUS over SCP03 to the applet, as the SP-TSM reads it for the app; None when no applet answers."""
+        tsm = self.tsm(phone)
+        try:
+            tsm.open_applet()
+        except SeCommandError as exc:
+            if exc.sw == APDU.SW_NOT_FOUND:
+                return None  # no JPKI applet installed
+            raise SystemDefectError(f"opening SCP03 to the applet of {phone}: {exc}") from exc
+        return tsm.slot_status()
+
+    def _applet_present(self, phone: PhoneId) -> bool:
+        """Whether the SE has the JPKI applet: SELECT by AID answers 6A82 exactly when it has none."""
+        sw = self._select_jpki(phone)
+        if sw == APDU.SW_NOT_FOUND:
+            return False
+        if sw in (APDU.SW_OK, APDU.SW_SECURITY_STATUS):
+            return True  # 6982: installed, but the access rule does not admit the official app
+        raise SystemDefectError(f"SELECT JPKI on {phone} answered {sw.hex()}")
+
     def _slots(self, phone: PhoneId) -> dict[Kind, APDU.SlotStatus]:
-        """The SE's slots that hold a certificate (the spec's slots)."""
-        status = self.ses[phone].status()
-        if not status.applet:
+        """The SE's slots that hold a certificate (the spec's slots), from GET SLOT STATUS."""
+        status = self._se_status(phone)
+        if status is None:
             return {}
         return {k: s for k, s in status.slots.items() if s.cert_serial is not None}
 
@@ -281,7 +331,8 @@ class ReferenceSystem:
         """The refusal for a VERIFY that did not answer 9000."""
         if sw[0] == 0x63 and sw[1] & 0xF0 == 0xC0:
             return refused(R.WRONG_PIN, tries_left=sw[1] & 0x0F)
-        slot = self.ses[phone].status().slots.get(kind)
+        status = self._se_status(phone)
+        slot = None if status is None else status.slots.get(kind)
         if sw == APDU.SW_AUTH_BLOCKED and slot is not None and slot.pin_status is PinStatus.LOCKED:
             return refused(R.PIN_LOCKED)
         if sw in (APDU.SW_AUTH_BLOCKED, APDU.SW_REFERENCE_DATA_NOT_USABLE):
@@ -629,8 +680,7 @@ class ReferenceSystem:
         card = self.current_card(a.person, Kind.SIGNING)
         if card is None or card.serial != application.card_serial or not card.in_force(self.now):
             return refused(R.CARD_SIGNING_CERT_NOT_VALID)
-        se = self.ses[a.phone]
-        if not se.applet_present:
+        if not self._applet_present(a.phone):
             return refused(R.APPLET_NOT_READY)
         # ISS-5/ISS-6: the SE generates the key pairs and outputs the public keys with R; the CA certifies only if H(R) = S.
         tsm = self.tsm(a.phone)
@@ -933,7 +983,7 @@ class ReferenceSystem:
         signing = [c for c in held if c.kind is Kind.SIGNING]
         if signing and not pin_well_formed(Kind.SIGNING, a.signing_pin):
             return refused(R.PIN_FORMAT_INVALID, kind=Kind.SIGNING.value)
-        if signing and not self.ses[a.phone].applet_present:
+        if signing and not self._applet_present(a.phone):
             return refused(R.APPLET_NOT_READY)
         card = self.current_card(a.person, Kind.SIGNING)
         assert card is not None

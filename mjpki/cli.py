@@ -545,7 +545,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--check", action="store_true", help="fail if schemas/trace.schema.json is out of date")
     g.add_argument("--write", action="store_true", help="regenerate schemas/trace.schema.json")
     s.set_defaults(fn=_cmd_schema)
+    s = sub.add_parser("serve-se", help="serve the GP-SE as a virtual smart card to pcscd (vsmartcard vpcd); see docs/pcsc.md")
+    _serve_se_options(s)
+    s.set_defaults(fn=_cmd_serve_se)
     return p
+
+
+def _serve_se_options(parser: argparse.ArgumentParser) -> None:
+    from impl.serve_se import build_parser
+
+    build_parser(parser)
+
+
+def _cmd_serve_se(args: argparse.Namespace) -> int:
+    from impl.serve_se import main as serve_se_main
+
+    return serve_se_main(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -59,6 +59,8 @@ class Lockstep:
         self.steps: list[TraceStep] = []
         self.divergence: Divergence | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mjpki-adapter")
+        self._hung = False
+        """An adapter call timed out: its worker thread is still busy, so nothing more is sent."""
         self.system: SystemAdapter | None = None
         self._obs: Observation | None = None
         made, problem = self._call(lambda: factory(world))
@@ -82,6 +84,7 @@ class Lockstep:
         try:
             return future.result(timeout=self.timeout), None
         except concurrent.futures.TimeoutError:
+            self._hung = True
             return None, f"no answer within {self.timeout:g} s (the adapter hangs)"
         except Exception as exc:  # an adapter's exception is a finding, never a crash of the suite
             return None, f"the adapter raised {type(exc).__name__}: {exc}"
@@ -154,9 +157,9 @@ class Lockstep:
         return Trace(world=self.world, steps=tuple(self.steps), title=title, source=source, system=self.system_name, meta=meta)
 
     def close(self) -> None:
-        """Close the system (if it answers) and stop the worker thread."""
-        if self.system is not None and not self.broken:
-            self._call(self.system.close)
+        """Close the system, diverged or not (it may hold readers or files), unless it hangs; stop the worker thread."""
+        if self.system is not None and not self._hung:
+            self._call(self.system.close)  # a close that raises is not a finding: the divergence, if any, is already recorded
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

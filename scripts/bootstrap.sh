@@ -9,20 +9,32 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; th
     echo "mjpki needs Python 3.11 or later; set PYTHON=/path/to/python3.11" >&2
     exit 2
 fi
-# Debian packages: Graphviz renders the explorer's lifecycle diagrams. Installed when we are root
-# (CI and these machines); elsewhere the diagram test says what to install.
-if ! command -v dot >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing graphviz (apt-get)" >&2
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null
+# Debian packages, installed when we are root (CI and these machines); elsewhere the tests that need them say what to
+# install. Graphviz renders the explorer's lifecycle diagrams. The PC/SC stack (tests/test_pcsc.py, docs/pcsc.md):
+# pcscd, vsmartcard-vpcd, OpenSC with its PKCS#11 module, and what pyscard builds with (swig, libpcsclite-dev, gcc,
+# python3-dev).
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    need=()
+    command -v dot >/dev/null 2>&1 || need+=(graphviz)
+    for deb in pcscd vsmartcard-vpcd opensc opensc-pkcs11 swig libpcsclite-dev gcc python3-dev; do
+        dpkg -s "$deb" >/dev/null 2>&1 || need+=("$deb")
+    done
+    if [ "${#need[@]}" -gt 0 ]; then
+        echo "installing ${need[*]} (apt-get)" >&2
+        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    fi
 fi
 if [ ! -x .venv/bin/python ]; then
     echo "creating .venv" >&2
     "$PY" -m venv .venv
 fi
+# pyscard (the pcsc extra) compiles against pcsc-lite: wanted whenever its headers are there.
+extras=dev
+if [ -f /usr/include/PCSC/winscard.h ]; then extras=dev,pcsc; fi
 stamp=.venv/.mjpki-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "installing mjpki and its dependencies into .venv" >&2
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$(cat "$stamp")" != "$extras" ]; then
+    echo "installing mjpki and its dependencies into .venv ($extras)" >&2
     .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e '.[dev]'
-    touch "$stamp"
+    .venv/bin/python -m pip install --quiet -e ".[$extras]"
+    echo "$extras" >"$stamp"
 fi

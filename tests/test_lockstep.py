@@ -173,3 +173,21 @@ def test_factory_failure_is_reported() -> None:
     assert run.divergence is not None and "factory failed" in run.divergence.what and run.divergence.index == -1
     run.step(A.InstallApp(phone="D1"))  # further steps are recorded, not sent
     assert run.steps[0].note == "not sent to the system"
+
+
+def test_a_diverged_system_is_still_closed() -> None:
+    """A system that parted from the spec may hold readers or files: the harness closes it all the same."""
+    closed: list[bool] = []
+
+    class Diverging(SpecSystem):
+        def step(self, action: A.Action) -> Outcome:
+            return accepted() if isinstance(action, A.Sign) else super().step(action)
+
+        def close(self) -> None:
+            closed.append(True)
+
+    run = Lockstep(Diverging, base_world())
+    run.step(A.Sign(phone="D1", pin="1234", sp="portal"))
+    assert run.broken
+    run.close()
+    assert closed == [True]

@@ -1,0 +1,198 @@
+"""The PC/SC stack for tests: pcscd with vpcd readers and `mjpki serve-se`, started and stopped by PID.
+
+`pcsc_stack()` (a context manager) reuses a stack `scripts/pcsc.sh start` left running (every reader present with a
+card), or starts its own: it writes a reader configuration (impl.serve_se.write_pcscd_config), runs
+`pcscd --foreground -c DIR` and `mjpki serve-se --phones 5`, waits for the vpcd port and the cards, and on exit stops
+both by PID and waits for pcscd to exit. A file lock keeps two test sessions from sharing the ports at once.
+
+Missing pieces (pyscard, pcscd, the vpcd driver, OpenSC) are reported by `missing()`; the tests skip with that reason,
+except under CI=true, where they fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from impl.serve_se import PHONE_READER_PREFIX, VPCD_DRIVER, VPCD_PORT, phone_se_id, write_pcscd_config
+
+__all__ = ["PHONES", "READER", "Stack", "missing", "pcsc_stack", "pcscd_running", "in_ci", "expected_readers", "opensc_module"]
+
+ROOT = Path(__file__).resolve().parent.parent
+PHONES = 5
+"""The phones of mjpki.scenarios.base_world(), each with its SE on a reader of its own."""
+READER = "Virtual PCD 00 00"
+"""The reader SE (caller: a reader), for the applet checks and OpenSC."""
+_LOCK = Path("/tmp/mjpki-pcsc-tests.lock")
+
+
+def in_ci() -> bool:
+    """CI=true: a missing PC/SC stack is a failure, not a skip."""
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def expected_readers(phones: int = PHONES) -> list[str]:
+    """The readers the stack must offer, each with a card."""
+    out = [READER]
+    for k in range(1, phones + 1):
+        out += [f"{PHONE_READER_PREFIX}{phone_se_id(k)} 00 00", f"{PHONE_READER_PREFIX}{phone_se_id(k)} 00 01"]
+    return out
+
+
+def missing(*, opensc: bool = False) -> list[str]:
+    """What the PC/SC tests need and this machine lacks (scripts/pcsc.sh install provides all of it, as root)."""
+    out: list[str] = []
+    try:
+        import smartcard.scard  # noqa: F401
+    except ImportError:
+        out.append("pyscard (pip install -e '.[pcsc]'; needs swig and libpcsclite-dev)")
+    if shutil.which("pcscd") is None:
+        out.append("pcscd (apt-get install pcscd)")
+    if not VPCD_DRIVER.exists():
+        out.append("the vpcd driver (apt-get install vsmartcard-vpcd)")
+    if opensc:
+        for tool, package in (("opensc-tool", "opensc"), ("pkcs15-tool", "opensc"), ("pkcs11-tool", "opensc")):
+            if shutil.which(tool) is None:
+                out.append(f"{tool} (apt-get install {package})")
+        if opensc_module() is None:
+            out.append("the OpenSC PKCS#11 module (apt-get install opensc-pkcs11)")
+    return out
+
+
+def opensc_module() -> str | None:
+    """Debian's opensc-pkcs11.so, if installed."""
+    for path in ("/usr/lib/x86_64-linux-gnu/pkcs11/opensc-pkcs11.so", "/usr/lib/aarch64-linux-gnu/pkcs11/opensc-pkcs11.so"):
+        if Path(path).exists():
+            return path
+    return None
+
+
+def _readers_with_cards() -> dict[str, bool] | None:
+    """Reader name -> card present, or None if pcscd cannot be reached."""
+    from smartcard import scard
+
+    hresult, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if hresult != scard.SCARD_S_SUCCESS:
+        return None
+    try:
+        hresult, names = scard.SCardListReaders(context, [])
+        if hresult != scard.SCARD_S_SUCCESS:
+            return {}
+        states = [(name, scard.SCARD_STATE_UNAWARE) for name in names]
+        hresult, states = scard.SCardGetStatusChange(context, 0, states)
+        if hresult != scard.SCARD_S_SUCCESS:
+            return {name: False for name in names}
+        return {name: bool(state & scard.SCARD_STATE_PRESENT) for name, state, _atr in states}
+    finally:
+        scard.SCardReleaseContext(context)
+
+
+def pcscd_running() -> list[int]:
+    """PIDs of running pcscd processes (anyone's)."""
+    return _pcscd_running()
+
+
+def _pcscd_running() -> list[int]:
+    found = subprocess.run(["pgrep", "-x", "pcscd"], capture_output=True, text=True)
+    return [int(p) for p in found.stdout.split()]
+
+
+def _port_listening(port: int) -> bool:
+    # Not by connecting: a connection to a vpcd port is a card being inserted.
+    done = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True)
+    return bool(done.stdout.strip())
+
+
+@dataclass(slots=True)
+class Stack:
+    """A running stack: the reader names, and the processes this test session started (None when reused)."""
+
+    directory: Path
+    pcscd: subprocess.Popen[bytes] | None = None
+    serve_se: subprocess.Popen[bytes] | None = None
+
+    @property
+    def reused(self) -> bool:
+        """True when scripts/pcsc.sh (or someone) had started it."""
+        return self.pcscd is None
+
+    def log(self) -> str:
+        """The tails of pcscd's and serve-se's logs, for failure messages."""
+        out = []
+        for name in ("pcscd.log", "serve-se.log"):
+            path = self.directory / name
+            if path.exists():
+                out.append(f"--- {name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-20:]))
+        return "\n".join(out)
+
+
+def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def _stop(process: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+    """SIGTERM the process (one we started, by PID) and wait for it to exit; SIGKILL if it does not."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
+
+
+@contextlib.contextmanager
+def pcsc_stack(directory: Path, *, phones: int = PHONES) -> Iterator[Stack]:
+    """Reuse a running stack with every reader and card, or start one in directory; stop what was started."""
+    _LOCK.touch(exist_ok=True)
+    with open(_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another session's stack would share pcscd's socket and the vpcd ports
+        wanted = expected_readers(phones)
+        if _pcscd_running():
+            seen = _readers_with_cards() or {}
+            absent = [r for r in wanted if not seen.get(r)]
+            if absent:
+                raise RuntimeError(
+                    f"a pcscd (pid {_pcscd_running()}) is running without these readers or their cards: {absent}. pcscd reads its "
+                    "reader configuration only at start-up: stop it, or start the stack with `bash scripts/pcsc.sh start`."
+                )
+            yield Stack(directory=directory)
+            return
+        stack = Stack(directory=directory)
+        conf = write_pcscd_config(directory, phones)
+        try:
+            with open(directory / "pcscd.log", "wb") as log:
+                stack.pcscd = subprocess.Popen(["pcscd", "--foreground", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+            _wait(lambda: _port_listening(VPCD_PORT) or stack.pcscd.poll() is not None, 15, "pcscd's vpcd port")  # type: ignore[union-attr]
+            if stack.pcscd.poll() is not None:
+                raise RuntimeError(f"pcscd exited with {stack.pcscd.returncode}\n{stack.log()}")
+            command = [sys.executable, "-m", "mjpki.cli", "serve-se", "--state", str(directory / "state"), "--phones", str(phones)]
+            with open(directory / "serve-se.log", "wb") as log:
+                stack.serve_se = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+
+            def ready() -> bool:
+                seen = _readers_with_cards() or {}
+                return all(seen.get(r) for r in wanted) or stack.serve_se.poll() is not None  # type: ignore[union-attr]
+
+            _wait(ready, 30, f"cards in {wanted}")
+            if stack.serve_se.poll() is not None:
+                raise RuntimeError(f"serve-se exited with {stack.serve_se.returncode}\n{stack.log()}")
+            yield stack
+        finally:
+            _stop(stack.serve_se)
+            _stop(stack.pcscd)  # and wait for it: a new pcscd must not start while this one holds the socket
