@@ -577,8 +577,9 @@ class ReferenceSystem:
                 resumed.append(cert.serial)
             else:
                 self._revoke(cert.serial, RevocationReason.SUPERSEDED_AFTER_HOLD)
-                self._issue_card(a.person, Kind.SIGNING, expiry=cert.expiry)
-                reissued.append(cert.serial)
+                if cert.expiry > self.now:  # expired during the hold: revoked only, the person renews (ASM-CARD-FOUND)
+                    self._issue_card(a.person, Kind.SIGNING, expiry=cert.expiry)
+                    reissued.append(cert.serial)
         return accepted(resumed=tuple(resumed), reissued=tuple(reissued))
 
     # app and applet

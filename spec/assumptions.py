@@ -70,7 +70,8 @@ ASSUMPTIONS: dict[str, Assumption] = {
             reqs=("SUS-2", "SUS-3", "VAL-1", "LNK-2"),
             text="When a lost card is found, the card auth certificate resumes and the card signing "
             "certificate is revoked (superseded after hold, which does not cascade) and re-issued with "
-            "the same expiry. The linked phone certificates stay suspended until the user resumes them "
+            "the same expiry (unless that expiry has passed during the hold: then it is only revoked, and the "
+            "person renews it). The linked phone certificates stay suspended until the user resumes them "
             "from the app with the new card signature: the phone auth certificate is re-linked to the "
             "new card signing certificate and resumes; the phone signing certificate is revoked and a "
             "new signing application starts.",

@@ -334,10 +334,12 @@ def _card_found(world: World, state: State, a: A.Action) -> Step:
             state = replace(state, card_certs=state.card_certs.set(cert.serial, _release(cert, HoldCause.CARD_LOST)))
             resumed.append(cert.serial)
         else:
-            # SUS-3: a suspended signing certificate is never resumed (ASM-CARD-FOUND).
+            # SUS-3: a suspended signing certificate is never resumed (ASM-CARD-FOUND). One that
+            # expired while on hold is not re-issued either: the person renews it (VAL-3).
             state = _revoke(state, cert.serial, RevocationReason.SUPERSEDED_AFTER_HOLD)
-            state = issue_card_cert(world, state, a.person, Kind.SIGNING, expiry=cert.expiry)
-            reissued.append(cert.serial)
+            if cert.expiry > state.now:
+                state = issue_card_cert(world, state, a.person, Kind.SIGNING, expiry=cert.expiry)
+                reissued.append(cert.serial)
     return state, accepted(resumed=tuple(resumed), reissued=tuple(reissued))
 
 

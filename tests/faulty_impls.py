@@ -1,0 +1,333 @@
+"""Deliberately faulty implementations: the reference system with one realistic implementer's mistake each.
+
+Each fault is a small subclass of impl.system.ReferenceSystem that overrides one action handler, one helper or one
+part (the CA, the SE applet, the SP-TSM, the OCSP responder, the push service), and breaks one
+requirement. `FAULTY` registers them with the requirement they break; tests/test_faulty_impls.py shows that the suite
+catches each one, with a trace whose divergence names that requirement, and that the reference itself passes.
+
+Every fault differs from the reference only in the way its `doc` states: the overrides call the reference's own code
+and change one decision (a comparison, a filter, a counter, a status), so that a later change to the reference reaches
+the faulty systems too.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509 import ocsp
+
+import impl.system
+from adapters.system import SystemAdapter
+from impl.ca import JpkiCa, build_ocsp_request
+from impl.records import ApplicationRecord, CertRecord
+from impl.scp03 import StaticKeys
+from impl.se import GpSe
+from impl.se_apdu import SW_OK
+from impl.se_tsm import Tsm
+from impl.system import ReferenceSystem
+from spec import actions as A
+from spec.clock import from_datetime
+from spec.domain import CertStatus, HoldCause, Kind, PersonId, PhoneId, Profile, Serial
+from spec.outcome import Outcome, accepted, refused
+from spec.reasons import Reason as R
+from spec.world import World
+
+__all__ = ["Fault", "FAULTY", "SHARED_PERSONS", "shared_parts", "reference_factory"]
+
+SHARED_PERSONS: tuple[PersonId, ...] = ("P1", "P2", "P3")
+"""Persons whose card keys are generated once per process (base_world's); others get fresh keys."""
+
+
+@cache
+def shared_parts() -> tuple[JpkiCa, dict[PersonId, rsa.RSAPrivateKey]]:
+    """One CA and one card key per person for every system of the process: RSA key generation is the slow part."""
+    ca = JpkiCa.generate()
+    keys = {p: rsa.generate_private_key(public_exponent=65537, key_size=2048) for p in SHARED_PERSONS}
+    return ca, keys
+
+
+def _build(cls: type[ReferenceSystem]) -> Callable[[World], SystemAdapter]:
+    def make(world: World) -> SystemAdapter:
+        ca, keys = shared_parts()
+        return cls(world, ca=ca, card_keys=dict(keys))
+
+    make.__qualname__ = make.__name__ = cls.__name__
+    return make
+
+
+reference_factory: Callable[[World], SystemAdapter] = _build(ReferenceSystem)
+"""The reference system with the shared CA and card keys (what every fault is measured against)."""
+
+
+@contextmanager
+def _swapped(owner: Any, name: str, value: Any) -> Iterator[None]:
+    """Replace owner.name by value for the duration of one step (one decision of the reference made differently)."""
+    had = name in vars(owner)
+    old = vars(owner).get(name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        if had:
+            setattr(owner, name, old)
+        else:
+            delattr(owner, name)
+
+
+# --- the CA and the registration service ----------------------------------------------------------------------------
+
+_CA_DEFAULT_VALIDITY = timedelta(days=5 * 365 + 1)
+"""What a generic CA product calls five years."""
+
+
+class _CaWithDefaultValidity:
+    """The JPKI CA configured with its product default validity for end-entity certificates of the phone profile."""
+
+    def __init__(self, ca: JpkiCa) -> None:
+        self._ca = ca
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ca, name)
+
+    def issue(self, **kw: Any) -> x509.Certificate:
+        if kw.get("profile") is Profile.PHONE:
+            kw["not_after"] = kw["not_before"] + _CA_DEFAULT_VALIDITY  # the mistake: not the card's expiry
+        return self._ca.issue(**kw)
+
+
+class CaDefaultValidity(ReferenceSystem):
+    """The CA gives phone certificates its default 5-year validity, and the records take the expiry from the certificate."""
+
+    def __init__(self, world: World, **kw: Any) -> None:
+        super().__init__(world, **kw)
+        self.ca = _CaWithDefaultValidity(self.ca)  # type: ignore[assignment]
+        add = self.records.add_phone_cert
+
+        def add_phone_cert(**fields: Any) -> CertRecord:
+            # The registration service records what the certificate says, as it should; the certificate is wrong.
+            not_after = x509.load_der_x509_certificate(fields["der"]).not_valid_after_utc
+            fields["expiry"] = from_datetime(datetime(*not_after.timetuple()[:6]))
+            return add(**fields)
+
+        self.records.add_phone_cert = add_phone_cert  # type: ignore[method-assign]
+
+
+class CommitmentNotChecked(ReferenceSystem):
+    """Registration compares the application's S with itself instead of with H(R) of the R the SE uploads."""
+
+    def _do_Register(self, a: A.Register) -> Outcome:
+        application = self.records.get_application(a.person)
+        if application is None:
+            return super()._do_Register(a)
+        # The check is still there and still runs; it just never sees R.
+        with _swapped(impl.system, "commitment_of", lambda _r: application.commitment):
+            return super()._do_Register(a)
+
+
+# --- the JPKI system's business rules -------------------------------------------------------------------------------
+
+
+class ExistingCertsOnThisSeOnly(ReferenceSystem):
+    """The existing-certificate lookup of an application looks at this phone's SE only, so a new phone leaves the old one in force."""
+
+    def _do_Apply(self, a: A.Apply) -> Outcome:
+        se_id = self.world.phone(a.phone).se_id
+        everything = self.live_phone_certs
+
+        def on_this_se(person: PersonId) -> tuple[CertRecord, ...]:
+            return tuple(c for c in everything(person) if c.se_id == se_id)
+
+        with _swapped(self, "live_phone_certs", on_this_se):
+            return super()._do_Apply(a)
+
+
+class NoCascade(ReferenceSystem):
+    """The linkage sweep is never run: phone certificates stay in force after their card signing certificate is revoked."""
+
+    def _sweep(self, until: int) -> list[Serial]:
+        return []
+
+
+class CardFoundResumesSigning(ReferenceSystem):
+    """A found card's signing certificate is taken off hold instead of being revoked and re-issued."""
+
+    def _do_CardFound(self, a: A.CardFound) -> Outcome:
+        held = [
+            c
+            for k in Kind
+            if (c := self.current_card(a.person, k)) is not None and HoldCause.CARD_LOST in c.holds and c.status is CertStatus.SUSPENDED
+        ]
+        if not held:
+            return refused(R.NOTHING_SUSPENDED)
+        for cert in held:
+            self.records.remove_hold(serial=cert.serial, cause=HoldCause.CARD_LOST)  # the mistake: signing too
+        return accepted(
+            resumed=tuple(c.serial for c in held if c.kind is Kind.AUTH),
+            reissued=tuple(c.serial for c in held if c.kind is Kind.SIGNING),
+        )
+
+
+class PinInitialisationOnAnySe(ReferenceSystem):
+    """PIN initialisation never compares the SE-ID read from the phone with the one on record for the card."""
+
+    def _do_InitialisePin(self, a: A.InitialisePin) -> Outcome:
+        here = self.world.phone(a.phone).se_id
+        with _swapped(self.records, "get_linkage", lambda _card_serial: here):
+            return super()._do_InitialisePin(a)
+
+
+class RevokeWithCardKeepsKeys(ReferenceSystem):
+    """Revocation with the card (portal) revokes the phone certificates but sends the old phone no remote deletion."""
+
+    def _do_RevokeWithCard(self, a: A.RevokeWithCard) -> Outcome:
+        with _swapped(self, "_request_deletion", lambda _certs: None):
+            return super()._do_RevokeWithCard(a)
+
+
+# --- the SE applet and the SP-TSM -----------------------------------------------------------------------------------
+
+
+class _SeCounterNotReset(GpSe):
+    """A JPKI applet whose VERIFY does not reset the retry counter after a correct PIN."""
+
+    def _check_pin(self, kind: Kind, slot: Any, candidate: bytes) -> bytes:
+        before = slot.tries_left
+        sw = super()._check_pin(kind, slot, candidate)
+        if sw == SW_OK:
+            slot.tries_left = before  # the mistake: the counter keeps the wrong entries of earlier sessions
+        return sw
+
+
+class PinCounterNotReset(ReferenceSystem):
+    """The SE applet does not reset the PIN retry counter after a correct PIN, so old wrong entries add up to a lock."""
+
+    def __init__(self, world: World, **kw: Any) -> None:
+        keys = StaticKeys(enc=secrets.token_bytes(16), mac=secrets.token_bytes(16), dek=secrets.token_bytes(16))
+        v = world.variants
+        links = {
+            ph.id: _SeCounterNotReset(ph.se_id, keys, auth_pin_tries=v.auth_pin_tries, signing_pin_tries=v.signing_pin_tries)
+            for ph in world.phones
+        }
+        super().__init__(world, isd_keys=keys, se_links=links, **kw)
+
+
+class DeletionOfFirstSerialOnly(ReferenceSystem):
+    """The SP-TSM's remote deletion deletes the key and certificate of the request's first serial only."""
+
+    def _sp_tsm_delete(self, phone: PhoneId, serials: set[Serial]) -> tuple[str, ...]:
+        return super()._sp_tsm_delete(phone, set(sorted(serials)[:1]))
+
+
+class _TsmAuthPinScript:
+    """An SP-TSM session whose SET TEMPORARY PIN script addresses the auth PIN whatever kind it is asked for."""
+
+    def __init__(self, tsm: Tsm) -> None:
+        self._tsm = tsm
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tsm, name)
+
+    def set_temporary_pin(self, kind: Kind, temp_pin: bytes, *, reset: bool = False) -> None:
+        self._tsm.set_temporary_pin(Kind.AUTH, temp_pin, reset=reset)  # the mistake: a copy of the auth script
+
+
+class SigningPinInitResetsAuthPin(ReferenceSystem):
+    """PIN initialisation of the signing PIN runs the SP-TSM's auth-PIN script: the auth PIN is reset, the signing one is not."""
+
+    def _do_InitialisePin(self, a: A.InitialisePin) -> Outcome:
+        if a.kind is not Kind.SIGNING:
+            return super()._do_InitialisePin(a)
+        session = self.tsm
+        with _swapped(self, "tsm", lambda phone: _TsmAuthPinScript(session(phone))):
+            return super()._do_InitialisePin(a)
+
+
+# --- the verifier side ----------------------------------------------------------------------------------------------
+
+
+class OcspGoodWhileOnHold(ReferenceSystem):
+    """The OCSP responder answers good for a suspended certificate: it reports revocations only, not holds."""
+
+    def ocsp_status(self, certificate: x509.Certificate) -> ocsp.OCSPResponse:
+        record = self.records.get_certificate(certificate.serial_number)
+        if record is None or record.status is not CertStatus.SUSPENDED:
+            return super().ocsp_status(certificate)
+        request = build_ocsp_request(certificate=certificate, issuer=self.ca.ca(record.kind).certificate)
+        return self.ca.build_ocsp_response(
+            kind=record.kind,
+            request=request.public_bytes(serialization.Encoding.DER),
+            status=CertStatus.ACTIVE,  # the mistake: a hold is not a revocation, so "good"
+            this_update=self.dt(),
+            revoked_at=None,
+            reason=None,
+        )
+
+
+# --- the push service -----------------------------------------------------------------------------------------------
+
+
+class PushIgnoresDueTime(ReferenceSystem):
+    """The push service delivers the issuance notice whenever asked, before its due time and outside 08:00-19:30."""
+
+    def _do_DeliverIssuancePush(self, a: A.DeliverIssuancePush) -> Outcome:
+        stored = self.records.get_application
+
+        def due_now(person: PersonId) -> ApplicationRecord | None:
+            app = stored(person)
+            return None if app is None else replace(app, push_due=min(app.push_due, self.now))
+
+        with _swapped(self.records, "get_application", due_now):
+            return super()._do_DeliverIssuancePush(a)
+
+
+# --- the register ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fault:
+    """A deliberately faulty system: what it breaks, what the implementer got wrong, and how to build it."""
+
+    name: str
+    breaks: tuple[str, ...]
+    """The requirement IDs it breaks: the divergence that catches it must name at least one (most faults name one)."""
+    doc: str
+    layer: str
+    """Where the mistake sits: CA, records, SE applet, SP-TSM, OCSP responder, push service, app, JPKI system."""
+    system: type[ReferenceSystem]
+    factory: Callable[[World], SystemAdapter]
+    caught_by: str
+    """The check that catches it first: a scenario id, or "search" when no scenario does and the stateful search must."""
+
+
+def _fault(name: str, breaks: tuple[str, ...], layer: str, system: type[ReferenceSystem], caught_by: str) -> Fault:
+    doc = (system.__doc__ or "").strip()
+    return Fault(name=name, breaks=breaks, doc=doc, layer=layer, system=system, factory=_build(system), caught_by=caught_by)
+
+
+FAULTY: dict[str, Fault] = {
+    f.name: f
+    for f in (
+        _fault("ca-default-validity", ("VAL-1",), "CA", CaDefaultValidity, "issue-both-kinds"),
+        _fault("commitment-not-checked", ("ISS-6",), "JPKI system", CommitmentNotChecked, "commitment-binds-the-se"),
+        _fault("old-phone-stays-in-force", ("LNK-3",), "JPKI system", ExistingCertsOnThisSeOnly, "model-change-old-online"),
+        _fault("no-cascade", ("REV-2",), "JPKI system", NoCascade, "cascade-after-delay"),
+        _fault("card-found-resumes-signing", ("SUS-3",), "JPKI system", CardFoundResumesSigning, "lost-card-found"),
+        _fault("pin-init-on-foreign-se", ("PIN-4",), "JPKI system", PinInitialisationOnAnySe, "pin-lock-and-initialise"),
+        _fault("pin-counter-not-reset", ("PIN-3",), "SE applet", PinCounterNotReset, "pin-lock-and-initialise"),
+        _fault("deletion-first-serial-only", ("MCH-4",), "SP-TSM", DeletionOfFirstSerialOnly, "model-change-old-online"),
+        _fault("ocsp-good-while-on-hold", ("SUS-4",), "OCSP responder", OcspGoodWhileOnHold, "lost-phone-found"),
+        _fault("push-ignores-due-time", ("ISS-7",), "push service", PushIgnoresDueTime, "issue-both-kinds"),
+        _fault("signing-pin-init-resets-auth", ("PIN-2",), "SP-TSM", SigningPinInitResetsAuthPin, "search"),
+        _fault("revoke-with-card-keeps-keys", ("MCH-2",), "JPKI system", RevokeWithCardKeepsKeys, "search"),
+    )
+}
+"""The faulty systems by name."""
