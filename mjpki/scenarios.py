@@ -620,3 +620,161 @@ def _cascade_immediate() -> list[Expect]:
         auth("D1", "CERT_REVOKED"),
         sign("D1", "CERT_REVOKED"),
     ]
+
+
+# --- gaps the deliberately faulty systems showed (docs/detection.md) -----------------------------------------
+
+
+@scenario(
+    "held-for-phone-and-card",
+    "A certificate held for a lost phone and a lost card stays suspended until both holds are lifted",
+    reqs=("SUS-1", "SUS-2", "SUS-3", "SUS-4"),
+)
+def _held_twice() -> list[Expect]:
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.ReportPhoneLost(person="P1")),
+        # SUS-2: the card's hold reaches the phone certificates, which are already held for the phone.
+        E(A.ReportCardLost(person="P1")),
+        auth("D1", "CERT_SUSPENDED"),
+        # The phone hold is lifted (auth resumed, signing revoked: SUS-3); the card hold remains.
+        E(A.PhoneFound(person="P1")),
+        auth("D1", "CERT_SUSPENDED"),
+        sign("D1", "CERT_REVOKED"),
+        # The card certificates come back (auth resumed, signing re-issued); the phone's card hold remains.
+        E(A.CardFound(person="P1")),
+        E(A.UseCard(person="P1", kind=AUTH, sp="portal")),
+        auth("D1", "CERT_SUSPENDED"),
+        # The last hold is lifted from the app; the signing certificate is already revoked, so no PIN is asked.
+        E(A.ResumeFromApp(person="P1", phone="D1"), revoked=(), push_due=None),
+        auth("D1"),
+    ]
+
+
+@scenario(
+    "held-for-card-and-phone-card-found-first",
+    "Held for a lost phone and a lost card; the card hold is lifted first and the phone hold still suspends",
+    reqs=("SUS-1", "SUS-2", "SUS-3", "SUS-4", "LNK-6"),
+)
+def _held_twice_card_first() -> list[Expect]:
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.ReportPhoneLost(person="P1")),
+        E(A.ReportCardLost(person="P1")),
+        E(A.CardFound(person="P1")),
+        auth("D1", "CERT_SUSPENDED"),
+        # The card hold is lifted from the app (auth re-linked, signing revoked and applied for again);
+        # the phone hold remains on the auth certificate.
+        E(A.ResumeFromApp(person="P1", phone="D1", signing_pin=SPIN2)),
+        auth("D1", "CERT_SUSPENDED"),
+        E(A.PhoneFound(person="P1"), revoked=()),
+        auth("D1"),
+        E(A.PhoneFound(person="P1"), "NOTHING_SUSPENDED"),
+    ]
+
+
+@scenario(
+    "deletion-push-while-notifications-off",
+    "A remote deletion is refused while the old phone's notifications are off and delivered once they are on",
+    reqs=("MCH-1", "MCH-2", "MCH-3", "MCH-4", "REV-5"),
+)
+def _deletion_push_disabled() -> list[Expect]:
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.SetPushEnabled(phone="D1", enabled=False)),
+        E(A.SetPushEnabled(phone="D1", enabled=False), "ALREADY_IN_THAT_STATE"),
+        E(A.InstallApp(phone="D3")),
+        E(A.PrepareApplet(phone="D3")),
+        E(A.Apply(person="P1", phone="D3", kinds=BOTH, signing_pin=SPIN2, auth_pin=APIN2, consent=True)),
+        # MCH-3: the push is refused; the keys stay in the old SE, under a revoked certificate (REV-5).
+        E(A.DeliverDeletionPush(phone="D1"), "PUSH_DISABLED"),
+        sign("D1", "CERT_REVOKED"),
+        E(A.SetPushEnabled(phone="D1", enabled=True)),
+        E(A.DeliverDeletionPush(phone="D1"), deleted=("auth", "signing")),
+        sign("D1", "NO_CERTIFICATE"),
+        E(A.DeliverDeletionPush(phone="D1"), "NO_PENDING_DELETION"),
+    ]
+
+
+@scenario(
+    "revoke-from-phone-with-locked-pin",
+    "Revocation from the phone needs the PIN: a locked PIN refuses it until the PIN is initialised",
+    reqs=("REV-1", "PIN-3", "PIN-4", "REV-3"),
+)
+def _revoke_locked() -> list[Expect]:
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.RevokeFromPhone(phone="D1", kind=AUTH, pin="0000"), "WRONG_PIN", tries_left=2),
+        E(A.RevokeFromPhone(phone="D1", kind=AUTH, pin="0000"), "WRONG_PIN", tries_left=1),
+        E(A.RevokeFromPhone(phone="D1", kind=AUTH, pin="0000"), "WRONG_PIN", tries_left=0),
+        # REV-1 asks for the PIN, and a locked PIN admits nothing (PIN-3), not even the right one.
+        E(A.RevokeFromPhone(phone="D1", kind=AUTH, pin=APIN), "PIN_LOCKED"),
+        auth("D1", "PIN_LOCKED"),
+        sign("D1"),  # the signing PIN has its own counter
+        E(A.InitialisePin(person="P1", phone="D1", kind=AUTH, new_pin=APIN2)),
+        E(A.RevokeFromPhone(phone="D1", kind=AUTH, pin=APIN2), "PIN_NOT_SET"),
+        E(A.SetPin(phone="D1", kind=AUTH)),
+        E(A.RevokeFromPhone(phone="D1", kind=AUTH, pin=APIN2), deleted=("auth",)),
+        auth("D1", "NO_CERTIFICATE"),
+        sign("D1"),
+    ]
+
+
+@scenario(
+    "os-auth-after-pin-change",
+    "After a PIN change or initialisation, the screen lock presents the new auth PIN",
+    reqs=("PIN-6", "PIN-5", "PIN-4", "PIN-3"),
+)
+def _os_auth_after_change() -> list[Expect]:
+    bio = AuthMethod.BIOMETRIC
+    osc = AuthMethod.OS_CREDENTIAL
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.EnrollOsAuth(phone="D1", pin=APIN)),
+        E(A.UnlockScreen(phone="D1")),
+        E(A.Authenticate(phone="D1", sp="portal", method=bio)),
+        E(A.ChangePin(phone="D1", kind=AUTH, old_pin=APIN, new_pin=APIN2)),
+        # ASM-OS-AUTH-PRESENTS-PIN: the screen lock stands in for the current PIN, not the one enrolled with.
+        E(A.Authenticate(phone="D1", sp="portal", method=bio)),
+        E(A.Authenticate(phone="D1", sp="portal", method=osc)),
+        auth("D1", "WRONG_PIN", pin=APIN, tries_left=2),
+        E(A.Authenticate(phone="D1", sp="portal", method=bio)),  # a right presentation restores the count (PIN-3)
+        auth("D1", "WRONG_PIN", pin=APIN, tries_left=2),
+        auth("D1", pin=APIN2),
+        # The same after a PIN initialisation: not usable until set, then the screen lock presents the new PIN.
+        E(A.InitialisePin(person="P1", phone="D1", kind=AUTH, new_pin=APIN)),
+        E(A.Authenticate(phone="D1", sp="portal", method=bio), "PIN_NOT_SET"),
+        E(A.SetPin(phone="D1", kind=AUTH)),
+        E(A.Authenticate(phone="D1", sp="portal", method=bio)),
+        auth("D1", "WRONG_PIN", pin=APIN2, tries_left=2),
+        E(A.Authenticate(phone="D1", sp="portal", method=osc)),
+    ]
+
+
+@scenario(
+    "card-found-after-signing-expiry",
+    "A card found after its held signing certificate expired: revoked, not re-issued; the person renews it",
+    reqs=("SUS-3", "VAL-3", "ISS-3"),
+)
+def _card_found_expired() -> list[Expect]:
+    # The card certificates of P1 expire at 00:00 on 16 June 2030 (see expiry-on-fifth-birthday).
+    end = from_datetime(datetime(2030, 6, 16))
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.ReportCardLost(person="P1")),
+        E(A.AdvanceTime(minutes=end - (9 * HOUR + 5))),
+        # ASM-CARD-FOUND: an expired held signing certificate is revoked without a re-issue.
+        E(A.CardFound(person="P1"), reissued=()),
+        E(A.UseCard(person="P1", kind=SIGNING, sp="portal"), "CERT_EXPIRED"),
+        auth("D1", "CERT_EXPIRED"),
+        E(A.Apply(person="P1", phone="D1", kinds=BOTH, signing_pin=SPIN, auth_pin=APIN), "CARD_SIGNING_CERT_NOT_VALID"),
+        E(A.IssueCardCertificate(person="P1", kind=SIGNING)),
+        E(A.UseCard(person="P1", kind=SIGNING, sp="portal")),
+        E(A.Apply(person="P1", phone="D1", kinds=BOTH, signing_pin=SPIN, auth_pin=APIN)),
+    ]

@@ -185,12 +185,59 @@ class PinInitialisationOnAnySe(ReferenceSystem):
             return super()._do_InitialisePin(a)
 
 
+class LiftingOneHoldResumes(ReferenceSystem):
+    """Lifting one hold makes the certificate active although another hold remains: the records count only the hold lifted."""
+
+    def __init__(self, world: World, **kw: Any) -> None:
+        super().__init__(world, **kw)
+        records = self.records
+        lift, changeable = records.remove_hold, records._changeable
+
+        def remove_hold(*, serial: Serial, cause: HoldCause) -> CertRecord:
+            # The records still delete the one hold and still set the status from the holds they see; they see this one only.
+            def seen(s: Serial, action: str) -> CertRecord:
+                return replace(changeable(s, action), holds=frozenset({cause}))
+
+            with _swapped(records, "_changeable", seen):
+                return lift(serial=serial, cause=cause)
+
+        records.remove_hold = remove_hold  # type: ignore[method-assign]
+
+
 class RevokeWithCardKeepsKeys(ReferenceSystem):
     """Revocation with the card (portal) revokes the phone certificates but sends the old phone no remote deletion."""
 
     def _do_RevokeWithCard(self, a: A.RevokeWithCard) -> Outcome:
         with _swapped(self, "_request_deletion", lambda _certs: None):
             return super()._do_RevokeWithCard(a)
+
+
+# --- the app --------------------------------------------------------------------------------------------------------
+
+
+class OsAuthKeepsOldPin(ReferenceSystem):
+    """The app keeps the old auth PIN behind the screen lock after a PIN change, so the OS presents a PIN the SE no longer has."""
+
+    def _do_ChangePin(self, a: A.ChangePin) -> Outcome:
+        app = self.apps[a.phone]
+        kept = app.os_pin
+        outcome = super()._do_ChangePin(a)
+        app.os_pin = kept  # the mistake: the copy behind the screen lock is never updated
+        return outcome
+
+
+class RevokeFromPhoneSkipsLockedPin(ReferenceSystem):
+    """Revocation from the phone skips the PIN once it is locked: stopping use is taken to be harmless, so no PIN is asked."""
+
+    def _do_RevokeFromPhone(self, a: A.RevokeFromPhone) -> Outcome:
+        verify = self._verify_pin
+
+        def locked_is_enough(phone: PhoneId, kind: Kind, pin: str | None) -> Outcome | None:
+            no = verify(phone, kind, pin)
+            return None if no is not None and no.reason is R.PIN_LOCKED else no  # the mistake: a locked PIN lets it through
+
+        with _swapped(self, "_verify_pin", locked_is_enough):
+            return super()._do_RevokeFromPhone(a)
 
 
 # --- the SE applet and the SP-TSM -----------------------------------------------------------------------------------
@@ -289,6 +336,19 @@ class PushIgnoresDueTime(ReferenceSystem):
             return super()._do_DeliverIssuancePush(a)
 
 
+class DeletionPushIgnoresSetting(ReferenceSystem):
+    """The push service delivers the remote deletion to the old app although its notifications are turned off."""
+
+    def _do_DeliverDeletionPush(self, a: A.DeliverDeletionPush) -> Outcome:
+        app = self.apps[a.phone]
+        enabled = app.push_enabled
+        app.push_enabled = True  # the mistake: the user's notification setting is not consulted (_App has slots: no _swapped)
+        try:
+            return super()._do_DeliverDeletionPush(a)
+        finally:
+            app.push_enabled = enabled
+
+
 # --- the register ---------------------------------------------------------------------------------------------------
 
 
@@ -328,6 +388,12 @@ FAULTY: dict[str, Fault] = {
         _fault("push-ignores-due-time", ("ISS-7",), "push service", PushIgnoresDueTime, "issue-both-kinds"),
         _fault("signing-pin-init-resets-auth", ("PIN-2",), "SP-TSM", SigningPinInitResetsAuthPin, "search"),
         _fault("revoke-with-card-keeps-keys", ("MCH-2",), "JPKI system", RevokeWithCardKeepsKeys, "search"),
+        _fault("lifting-one-hold-resumes", ("SUS-2",), "records", LiftingOneHoldResumes, "held-for-phone-and-card"),
+        _fault(
+            "deletion-push-ignores-setting", ("MCH-3",), "push service", DeletionPushIgnoresSetting, "deletion-push-while-notifications-off"
+        ),
+        _fault("revoke-skips-locked-pin", ("REV-1",), "app", RevokeFromPhoneSkipsLockedPin, "revoke-from-phone-with-locked-pin"),
+        _fault("os-auth-keeps-old-pin", ("PIN-6",), "app", OsAuthKeepsOldPin, "os-auth-after-pin-change"),
     )
 }
 """The faulty systems by name."""
