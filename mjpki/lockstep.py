@@ -51,7 +51,9 @@ class Divergence:
 class Lockstep:
     """The spec and one system under test, stepped together."""
 
-    def __init__(self, factory: AdapterFactory, world: World, *, timeout: float = 10.0, system_name: str = "") -> None:
+    def __init__(
+        self, factory: AdapterFactory, world: World, *, timeout: float = 10.0, system_name: str = "", factory_timeout: float | None = None
+    ) -> None:
         self.world = world
         self.timeout = timeout
         self.system_name = system_name or getattr(factory, "__qualname__", repr(factory))
@@ -63,7 +65,9 @@ class Lockstep:
         """An adapter call timed out: its worker thread is still busy, so nothing more is sent."""
         self.system: SystemAdapter | None = None
         self._obs: Observation | None = None
-        made, problem = self._call(lambda: factory(world))
+        # Building a system (keys, databases, readers) takes longer than a step: by default six step timeouts, at least a minute.
+        limit = factory_timeout if factory_timeout is not None else max(6 * timeout, 60.0)
+        made, problem = self._call(lambda: factory(world), timeout=limit)
         if problem:
             self._diverge(-1, None, f"the adapter factory failed: {problem}", ())
             return
@@ -79,13 +83,14 @@ class Lockstep:
 
     # --- calling the adapter safely ---
 
-    def _call(self, fn: Callable[[], T]) -> tuple[T | None, str | None]:
+    def _call(self, fn: Callable[[], T], *, timeout: float | None = None) -> tuple[T | None, str | None]:
+        limit = self.timeout if timeout is None else timeout
         future = self._pool.submit(fn)
         try:
-            return future.result(timeout=self.timeout), None
+            return future.result(timeout=limit), None
         except concurrent.futures.TimeoutError:
             self._hung = True
-            return None, f"no answer within {self.timeout:g} s (the adapter hangs)"
+            return None, f"no answer within {limit:g} s (the adapter hangs)"
         except Exception as exc:  # an adapter's exception is a finding, never a crash of the suite
             return None, f"the adapter raised {type(exc).__name__}: {exc}"
 

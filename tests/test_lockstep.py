@@ -191,3 +191,15 @@ def test_a_diverged_system_is_still_closed() -> None:
     assert run.broken
     run.close()
     assert closed == [True]
+
+
+def test_a_factory_that_hangs_is_a_failure_with_its_own_time_limit() -> None:
+    def slow(world: World) -> SpecSystem:
+        time.sleep(2)
+        return SpecSystem(world)
+
+    run = Lockstep(slow, base_world(), timeout=5, factory_timeout=0.3)
+    assert run.divergence is not None and run.divergence.index == -1
+    assert "factory failed: no answer within 0.3 s" in run.divergence.what
+    run.close()
+    assert Lockstep(slow, base_world(), timeout=0.3, factory_timeout=5).divergence is None  # the step timeout does not apply
