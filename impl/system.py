@@ -970,12 +970,19 @@ class ReferenceSystem:
                 revoked.append(cert.serial)
         return accepted(resumed=tuple(resumed), revoked=tuple(revoked))
 
+    def _continued_by(self, cert: CertRecord, card: CertRecord) -> bool:
+        """ASM-CARD-FOUND: cert's card signing certificate was re-issued (as card, same expiry) when the card was found."""
+        old = self.records.certificate(cert.card_serial) if cert.card_serial is not None else None
+        return old is not None and old.reason is RevocationReason.SUPERSEDED_AFTER_HOLD and card.expiry == cert.expiry
+
     def _do_ResumeFromApp(self, a: A.ResumeFromApp) -> Outcome:
         if (no := self._holder_guard(a.person, a.phone) or self._phone_guards(a.phone)) is not None:
             return no
         if (no := self._card_signature_guard(a.person, a.card_signature_valid)) is not None:
             return no
-        held = [c for c in self.live_phone_certs(a.person) if HoldCause.CARD_LOST in c.holds]
+        card = self.current_card(a.person, Kind.SIGNING)
+        assert card is not None  # the card signature guard passed
+        held = [c for c in self.live_phone_certs(a.person) if HoldCause.CARD_LOST in c.holds and self._continued_by(c, card)]
         if not held:
             return refused(R.NOTHING_SUSPENDED)
         se_id = self.ses[a.phone].se_id
@@ -986,8 +993,6 @@ class ReferenceSystem:
             return refused(R.PIN_FORMAT_INVALID, kind=Kind.SIGNING.value)
         if signing and not self._applet_present(a.phone):
             return refused(R.APPLET_NOT_READY)
-        card = self.current_card(a.person, Kind.SIGNING)
-        assert card is not None
         resumed: list[Serial] = []
         for cert in held:
             if cert.kind is Kind.AUTH:

@@ -436,6 +436,12 @@ def _cmd_coverage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_prove(args: argparse.Namespace) -> int:
+    from properties.prove import run
+
+    return run(args)
+
+
 def _cmd_diagrams(args: argparse.Namespace) -> int:
     from properties.diagrams import lifecycle_graphs, render, to_dot
     from properties.explorer import Scope, explore
@@ -517,6 +523,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("diagrams", help="derive the phone certificate and SE lifecycle diagrams from explored graphs")
     s.add_argument("--out", default="docs/diagrams", help="output folder (DOT and SVG)")
     s.set_defaults(fn=_cmd_diagrams)
+
+    s = sub.add_parser("prove", help="Z3: prove every invariant for every reachable state; violations as traces")
+    from properties.prove import add_arguments as _prove_arguments
+
+    _prove_arguments(s)
+    s.set_defaults(fn=_cmd_prove)
 
     s = sub.add_parser("replay", help="replay a trace file on the spec (or on an adapter, in lockstep) and show where they part")
     s.add_argument("trace", help="a trace JSON file")

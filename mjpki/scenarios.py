@@ -778,3 +778,27 @@ def _card_found_expired() -> list[Expect]:
         E(A.UseCard(person="P1", kind=SIGNING, sp="portal")),
         E(A.Apply(person="P1", phone="D1", kinds=BOTH, signing_pin=SPIN, auth_pin=APIN)),
     ]
+
+
+@scenario(
+    "card-renewed-while-lost",
+    "Card signing certificate renewed while the card is reported lost: the phone certificates are not resumed, the cascade revokes them",
+    reqs=("SUS-3", "REV-2", "VAL-1", "LNK-2"),
+)
+def _renewed_while_lost() -> list[Expect]:
+    # Found by the thorough stateful search on the reference: re-linking a phone certificate to a renewed card
+    # signing certificate gave it a card certificate with another expiry (VAL-1). ASM-CARD-FOUND now resumes only
+    # phone certificates whose card signing certificate was re-issued on the card's finding.
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.ReportCardLost(person="P1")),
+        E(A.IssueCardCertificate(person="P1", kind=SIGNING)),
+        E(A.CardFound(person="P1"), reissued=()),
+        E(A.UseCard(person="P1", kind=SIGNING, sp="portal")),
+        auth("D1", "CERT_SUSPENDED"),
+        E(A.ResumeFromApp(person="P1", phone="D1", signing_pin=SPIN2), "NOTHING_SUSPENDED"),
+        E(A.AdvanceTime(minutes=DAY)),
+        auth("D1", "CERT_REVOKED"),
+        sign("D1", "CERT_REVOKED"),
+    ]

@@ -74,7 +74,9 @@ ASSUMPTIONS: dict[str, Assumption] = {
             "person renews it). The linked phone certificates stay suspended until the user resumes them "
             "from the app with the new card signature: the phone auth certificate is re-linked to the "
             "new card signing certificate and resumes; the phone signing certificate is revoked and a "
-            "new signing application starts.",
+            "new signing application starts. Only phone certificates whose card signing certificate was "
+            "re-issued this way are resumed: if it was renewed or revoked for another reason meanwhile, "
+            "they stay on hold and the cascade revokes them.",
         ),
         Assumption(
             name="ASM-APPLET-CHECK-WIPES",

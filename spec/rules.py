@@ -873,6 +873,17 @@ def _phone_found(world: World, state: State, a: A.Action) -> Step:
     return state, accepted(resumed=tuple(resumed), revoked=tuple(revoked))
 
 
+def _continued_by(state: State, cert: PhoneCert, card: CardCert) -> bool:
+    """ASM-CARD-FOUND: the phone certificate's card signing certificate was re-issued as card, with the same expiry.
+
+    Only such phone certificates are resumed from the app. One whose card signing certificate was since renewed or
+    revoked for another reason stays on hold and is revoked by the cascade (REV-2), so that re-linking never gives a
+    phone certificate a card certificate with another expiry (VAL-1) or rescues it from a cascade.
+    """
+    old = state.card_certs.get(cert.card_serial) if cert.card_serial is not None else None
+    return old is not None and old.reason is RevocationReason.SUPERSEDED_AFTER_HOLD and card.expiry == cert.expiry
+
+
 @rule(
     A.ResumeFromApp,
     reqs=("SUS-3", "SUS-2", "LNK-6", "PIN-1"),
@@ -894,7 +905,9 @@ def _resume_from_app(world: World, state: State, a: A.Action) -> Step:
         return state, no
     if (no := _card_signature_guard(state, a.person, a.card_signature_valid)) is not None:
         return state, no
-    held = [c for c in state.live_phone_certs(a.person) if HoldCause.CARD_LOST in c.holds]
+    card = state.card_cert(a.person, Kind.SIGNING)
+    assert card is not None  # the card signature guard passed: the current card signing certificate is in force
+    held = [c for c in state.live_phone_certs(a.person) if HoldCause.CARD_LOST in c.holds and _continued_by(state, c, card)]
     if not held:
         return state, refused(R.NOTHING_SUSPENDED)
     se_id = world.phone(a.phone).se_id
@@ -905,8 +918,6 @@ def _resume_from_app(world: World, state: State, a: A.Action) -> Step:
         return state, refused(R.PIN_FORMAT_INVALID, kind=Kind.SIGNING.value)
     if signing and not state.phones[a.phone].se.applet:
         return state, refused(R.APPLET_NOT_READY)  # the re-issued signing key needs an applet to be made in
-    card = state.card_cert(a.person, Kind.SIGNING)
-    assert card is not None
     resumed: list[Serial] = []
     for cert in held:
         if cert.kind is Kind.AUTH:

@@ -1,0 +1,744 @@
+"""`mjpki prove`: unbounded proofs of every invariant with Z3, and shortest violating runs as traces.
+
+Proof (parametric: any number of persons, phones and certificates). The candidate inductive
+invariant J is every state invariant plus the lemmas of `properties/z3_invariants.py`. For
+each conjunct C and each instance of the relation, Z3 checks J(pre) and a step give C(post)
+(1-induction, quantified over unbounded integer-indexed arrays), and that every initial state
+satisfies C. A conjunct that fails is dropped and whatever relied on it (read from unsat
+cores) is checked again, until what is left is inductive (Houdini). What is left is proved
+for every reachable state; transition invariants are then checked on J(pre) and one step.
+
+Violation (bounded). An invariant that did not survive is searched for by bounded model
+checking on a small concrete world, from the initial state and from the explorer's onboarded
+state; a violation comes back as a `mjpki-trace/1` trace (source "z3") that replays on the
+spec (or on the seeded bug's stepper) and breaks the invariant at its last step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import multiprocessing
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import z3
+
+from properties import z3_encoding
+from properties.explorer import GOOD, Scope, scope_world
+from properties.invariants import STATE_INVARIANTS, TRANSITION_INVARIANTS, check_transition
+from properties.seeded_bugs import SEEDED_BUGS
+from properties.z3_bridge import PIN_TABLE, Numbering, _z3_value, decode_action, project, world_fns
+from properties.z3_encoding import (
+    CODE_INDEX,
+    CODES,
+    FIELDS,
+    INSTANCES,
+    Dom,
+    Encoder,
+    Params,
+    Piecewise,
+    ZState,
+    merge,
+    push_due_term,
+)
+from properties.z3_invariants import LEMMAS, Z_STATE, Z_TRANSITION, init_formula
+from spec import actions as A
+from spec.assumptions import Variants
+from spec.clock import DAY, HOUR, fifth_birthday_expiry
+from spec.domain import Kind
+from spec.machine import step
+from spec.observe import observe
+from spec.outcome import Outcome
+from spec.reasons import Reason
+from spec.rules import pin_well_formed
+from spec.state import State, initial_state
+from spec.trace import Trace, TraceStep, step_reqs
+from spec.world import World
+
+__all__ = [
+    "Row",
+    "ProofReport",
+    "houdini",
+    "bmc",
+    "prove",
+    "render",
+    "add_arguments",
+    "run",
+    "onboarding_prefix",
+    "parse_variants",
+    "variant_delta",
+    "KNOWN_SPEC_VIOLATIONS",
+    "KNOWN_SHAPES",
+]
+
+Stepper = Callable[[World, State, A.Action], tuple[State, Outcome]]
+
+# --- induction (one query per conjunct and instance) --------------------------------------------------------
+
+
+class _Engine:
+    """One process's parametric encoding for one variant setting and bug: terms built once, queries on demand."""
+
+    def __init__(self, variants: Variants, bug: str | None) -> None:
+        self.enc = Encoder(Dom(), variants, bug=bug)
+        self.pre = ZState.symbolic("pre")
+        self.a = Params.symbolic("a")
+        self.hyp = {n: z.formula(self.enc, self.pre) for n, z in (*Z_STATE.items(), *LEMMAS.items())}
+        self.lits = {n: z3.Bool(f"H:{n}") for n in self.hyp}
+        self._effects: dict[str, tuple[z3.ArithRef, ZState]] = {}
+
+    def effect(self, inst_name: str) -> tuple[z3.ArithRef, ZState]:
+        if inst_name not in self._effects:
+            inst = next(i for i in INSTANCES if i.name == inst_name)
+            self._effects[inst_name] = self.enc.effect(inst, self.pre, self.a)
+        return self._effects[inst_name]
+
+    def query(self, target: str, inst_name: str, hyps: frozenset[str], timeout_ms: int) -> tuple[str, frozenset[str], float]:
+        """Does J(pre) and one step of the instance give target? ("unsat" = yes), with the hypotheses used."""
+        started = time.perf_counter()
+        if inst_name == "<init>":
+            s0 = ZState.symbolic("init")
+            goal = (Z_STATE | LEMMAS)[target].formula(self.enc, s0)
+            solver = z3.Solver()
+            solver.set("timeout", timeout_ms)
+            solver.add(init_formula(self.enc, s0), z3.Not(goal))
+            r = solver.check()
+            return str(r), frozenset(), time.perf_counter() - started
+        inst = next(i for i in INSTANCES if i.name == inst_name)
+        code, post = self.effect(inst_name)
+        if target in Z_TRANSITION:
+            goal = Z_TRANSITION[target].formula(self.enc, inst, self.pre, self.a, code, post)
+        else:
+            goal = (Z_STATE | LEMMAS)[target].formula(self.enc, post)
+            if target in hyps and goal.eq(self.hyp[target]):
+                return "unsat", frozenset({target}), time.perf_counter() - started  # the step leaves it alone
+        solver = z3.Solver()
+        solver.set("timeout", timeout_ms)
+        for h in hyps:
+            solver.add(z3.Implies(self.lits[h], self.hyp[h]))
+        solver.add(self.enc.param_ok(inst, self.pre, self.a), z3.Not(goal))
+        r = solver.check(*[self.lits[h] for h in hyps])
+        core: frozenset[str] = frozenset()
+        if r == z3.unsat:
+            core = frozenset(str(x)[2:] for x in solver.unsat_core())
+        return str(r), core, time.perf_counter() - started
+
+
+_ENGINES: dict[tuple[Any, ...], _Engine] = {}
+
+
+def _work(job: tuple[dict[str, Any], str | None, str, str, frozenset[str], int]) -> tuple[str, str, str, frozenset[str], float]:
+    variants, bug, target, inst, hyps, timeout_ms = job
+    key = (tuple(sorted(variants.items())), bug)
+    if key not in _ENGINES:
+        _ENGINES[key] = _Engine(Variants(**variants), bug)
+    r, core, secs = _ENGINES[key].query(target, inst, hyps, timeout_ms)
+    return target, inst, r, core, secs
+
+
+@dataclass(slots=True)
+class InductionResult:
+    """What Houdini left: the inductive conjuncts, why the others went, and the step checks."""
+
+    kept: set[str]
+    dropped: dict[str, str]
+    """Conjunct -> the instance (or "<init>") where it failed, with the solver's answer."""
+    transition: dict[str, str | None]
+    """Transition invariant -> None if it holds on every step from J, else the failing instance."""
+    seconds: dict[str, float] = field(default_factory=dict)
+    queries: int = 0
+
+
+def _variant_dict(v: Variants) -> dict[str, Any]:
+    return {n: getattr(v, n) for n in Variants.names()}
+
+
+def houdini(variants: Variants, *, bug: str | None = None, timeout: float = 20.0, jobs: int = 2) -> InductionResult:
+    """The largest inductive subset of invariants and lemmas, and the transition invariants checked against it."""
+    vd = _variant_dict(variants)
+    tms = int(timeout * 1000)
+    kept = set(Z_STATE) | set(LEMMAS)
+    dropped: dict[str, str] = {}
+    seconds: dict[str, float] = {n: 0.0 for n in (*Z_STATE, *LEMMAS, *Z_TRANSITION)}
+    cores: dict[tuple[str, str], frozenset[str]] = {}
+    queries = 0
+    names = [i.name for i in INSTANCES]
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) if jobs > 1 else None
+
+    def run_jobs(jobs_: list[tuple[str, str, frozenset[str]]]) -> list[tuple[str, str, str, frozenset[str], float]]:
+        nonlocal queries
+        queries += len(jobs_)
+        payload = [(vd, bug, t, i, h, tms) for t, i, h in jobs_]
+        if pool is None:
+            return [_work(p) for p in payload]
+        return list(pool.map(_work, payload, chunksize=4))
+
+    try:
+        todo = [(t, "<init>", frozenset()) for t in sorted(kept)] + [(t, i, frozenset(kept)) for t in sorted(kept) for i in names]
+        while todo:
+            fails: dict[str, str] = {}
+            for target, inst, r, core, secs in run_jobs(todo):
+                seconds[target] += secs
+                if r == "unsat":
+                    cores[(target, inst)] = core
+                elif target not in fails:
+                    fails[target] = f"{inst} ({r})"
+            if not fails:
+                break
+            for t, why in fails.items():
+                kept.discard(t)
+                dropped[t] = why
+            gone = set(fails)
+            # Re-check what leaned on a dropped conjunct; the rest stays proved.
+            todo = [(t, i, frozenset(kept)) for (t, i), core in list(cores.items()) if t in kept and core & gone]
+            for t, i, _h in todo:
+                del cores[(t, i)]
+        # An "unknown" is no counterexample: with false conjuncts gone the solver may now manage.
+        # Re-admit a dropped conjunct if it is preserved given the survivors and itself.
+        again = True
+        while again and dropped:
+            again = False
+            for d in list(dropped):
+                res = run_jobs([(d, "<init>", frozenset())] + [(d, i, frozenset(kept | {d})) for i in names])
+                for _t, _i, _r, _c, secs in res:
+                    seconds[d] += secs
+                bad = next((f"{i} ({r})" for _t, i, r, _c, _s in res if r != "unsat"), None)
+                if bad is None:
+                    kept.add(d)
+                    del dropped[d]
+                    again = True
+                else:
+                    dropped[d] = bad
+        trans: dict[str, str | None] = {}
+        tjobs = [(t, i, frozenset(kept)) for t in Z_TRANSITION for i in names]
+        for target, inst, r, _core, secs in run_jobs(tjobs):
+            seconds[target] += secs
+            if r != "unsat" and trans.get(target) is None:
+                trans[target] = f"{inst} ({r})"
+            trans.setdefault(target, None)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return InductionResult(kept=kept, dropped=dropped, transition=trans, seconds=seconds, queries=queries)
+
+
+def variant_delta(
+    base: InductionResult, variants: Variants, *, timeout: float = 20.0, base_variants: Variants | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """Re-prove for another variant setting only where it matters: the instances whose effect differs
+    (compared as terms) are checked against the base's inductive invariant; the rest are the same queries.
+
+    Returns the changed instances and the failures (conjunct or transition invariant -> instance)."""
+    a_eng, b_eng = _Engine(base_variants or Variants(), None), _Engine(variants, None)
+    changed = []
+    for inst in INSTANCES:
+        # Same fresh names for bound variables in both builds, so equal effects are equal terms.
+        z3_encoding._counter = itertools.count()
+        ca, pa = a_eng.effect(inst.name)
+        z3_encoding._counter = itertools.count()
+        cb, pb = b_eng.effect(inst.name)
+        # Both engines name their constants alike, so equal effects are equal terms.
+        if not ca.eq(cb) or any(not pa.f[n].eq(pb.f[n]) for n in FIELDS):
+            changed.append(inst.name)
+    failures: dict[str, str] = {}
+    hyps = frozenset(base.kept)
+    for name in changed:
+        for target in (*sorted(base.kept), *Z_TRANSITION):
+            r, _core, _s = b_eng.query(target, name, hyps, int(timeout * 1000))
+            if r != "unsat":
+                failures[target] = f"{name} ({r})"
+    return changed, failures
+
+
+KNOWN_SPEC_VIOLATIONS: dict[str, str] = {}
+"""Invariants the spec as it stands breaks: none. Z3 found VAL-1 and SUS-2 broken by ResumeFromApp re-linking a
+held phone certificate to a card signing certificate renewed during the card hold; the spec was fixed
+(ASM-CARD-FOUND resumes only certificates whose card certificate was re-issued on the card's finding)."""
+
+KNOWN_SHAPES: dict[str, tuple[str, tuple[str, ...], int]] = {
+    "phone_expiry_is_card_expiry": (
+        "onboarded",
+        ("AdvanceTime", "ReportCardLost", "IssueCardCertificate[signing]", "ResumeFromApp"),
+        400,
+    ),
+    "card_hold_holds_phone": (
+        "onboarded",
+        ("AdvanceTime", "ReportCardLost", "IssueCardCertificate[signing]", "ResumeFromApp", "AdvanceTime", "ReportCardLost"),
+        6 * 366,
+    ),
+}
+"""Action shapes (start, instances, time horizon in days) of violations found in earlier versions of the spec, for a
+guided BMC: too deep for the unguided search within minutes, found at once along the shape. Kept as regression
+checks (tests/test_z3_prove.py) and used for any of these invariants that is not proved."""
+
+
+# --- bounded model checking on a concrete world ---------------------------------------------------------------
+
+
+def onboarding_prefix(world: World) -> list[A.Action]:
+    """The explorer's onboarded start as actions: every holder's phone with both phone certificates, PINs set."""
+    both = frozenset({Kind.SIGNING, Kind.AUTH})
+    held = [(ph.id, ph.initial_holder) for ph in world.phones if ph.initial_holder is not None]
+    prefix: list[A.Action] = [A.AdvanceTime(minutes=9 * HOUR)]
+    for d, p in held:
+        prefix += [
+            A.InstallApp(phone=d),
+            A.PrepareApplet(phone=d),
+            A.Apply(person=p, phone=d, kinds=both, signing_pin=GOOD[Kind.SIGNING], auth_pin=GOOD[Kind.AUTH]),  # type: ignore[arg-type]
+        ]
+    prefix.append(A.AdvanceTime(minutes=5))
+    for d, p in held:
+        prefix += [A.DeliverIssuancePush(person=p), A.Register(person=p, phone=d), A.SetPin(phone=d, kind=Kind.SIGNING)]  # type: ignore[arg-type]
+        prefix.append(A.SetPin(phone=d, kind=Kind.AUTH))
+    return prefix
+
+
+def _expiry_table(birth: date, horizon: int) -> Piecewise:
+    """fifth_birthday_expiry(birth, t) for t in [0, horizon], as pieces (it changes only at midnights)."""
+    pieces: list[tuple[int, int]] = []
+    for day in range(horizon // DAY + 2):
+        v = fifth_birthday_expiry(birth, day * DAY)
+        if not pieces or pieces[-1][1] != v:
+            pieces.append((day * DAY, v))
+    return Piecewise(tuple(pieces))
+
+
+@dataclass(frozen=True, slots=True)
+class BMCResult:
+    """A shortest violation found by BMC (or none up to the depth)."""
+
+    invariant: str
+    depth: int
+    """Steps after the start (the prefix not counted)."""
+    trace: Trace | None
+    seconds: float
+    start: str
+    guided: bool = False
+    """Found along a given action shape (`bmc(shape=...)`), not by the unguided search."""
+
+
+def _transition_term(enc: Encoder, world: World, x: ZState, a: Params, code: z3.ArithRef, horizon: int) -> tuple[z3.BoolRef, ZState]:
+    """One step of the whole relation on a concrete world: the constraints on the choice and the next state."""
+    effects = [enc.effect(inst, x, a) for inst in INSTANCES]
+    cases = [(a.tag == j, post) for j, (_c, post) in enumerate(effects)]
+    merged = merge(cases[:-1], cases[-1][1])
+    code_t: z3.ArithRef = effects[-1][0]
+    for j in range(len(effects) - 2, -1, -1):
+        code_t = z3.If(a.tag == j, effects[j][0], code_t)
+    env = [CODE_INDEX[r.name] for r in Reason if r.environmental]
+    births = [p.birth for p in world.persons]
+    num = Numbering(world)
+    expiry: z3.ArithRef = _expiry_table(births[-1], horizon).term(x.now)
+    for i in range(len(births) - 2, -1, -1):
+        expiry = z3.If(a.person == i + 1, _expiry_table(births[i], horizon).term(x.now), expiry)
+    sp = world.service_providers[0]
+    wf = {kind: [n for n, s in PIN_TABLE.items() if pin_well_formed(Kind.SIGNING if kind == 0 else Kind.AUTH, s)] for kind in (0, 1)}
+    per_inst = []
+    for j, inst in enumerate(INSTANCES):
+        conds = [enc.param_ok(inst, x, a)]
+        for pname, kind in inst.pin_kinds:
+            pin = getattr(a, pname)
+            wname = "wf_a" if pname == "pin_a" else "wf_b"
+            conds.append(z3.And(pin >= 1, pin <= len(PIN_TABLE)))
+            if wname in inst.params:
+                conds.append(getattr(a, wname) == z3.Or(*[pin == n for n in wf[kind]]))
+        per_inst.append(z3.Implies(a.tag == j, z3.And(*conds)))
+    _ = num
+    cons = z3.And(
+        a.tag >= 0,
+        a.tag < len(INSTANCES),
+        *per_inst,
+        # The calendar only where an instance reads it: integer division is costly for the solver.
+        z3.Implies(z3.Or(*[a.tag == j for j, i in enumerate(INSTANCES) if "due" in i.params]), a.due == push_due_term(x.now)),
+        z3.Implies(z3.Or(*[a.tag == j for j, i in enumerate(INSTANCES) if "expiry" in i.params]), a.expiry == expiry),
+        a.sp_white == sp.whitelisted,
+        a.sp_private == (sp.kind.value == "private"),
+        a.sp_approved == sp.approved,
+        a.minutes >= 1,
+        x.now + a.minutes <= horizon,
+        code == code_t,
+        *[z3.Not(code == c) for c in env],
+    )
+    return cons, merged
+
+
+def _scalar_state(dom: Dom, prefix: str, merged: ZState) -> tuple[ZState, list[z3.BoolRef]]:
+    """The next state as store chains over one scalar per index of the finite domain, equal to merged there.
+
+    Every select is then at a concrete index of a lambda, which simplifies away: the unrolling
+    is quantifier- and lambda-free, which is what makes BMC fast."""
+    n_p, n_d, n_s = dom.persons or 0, dom.phones or 0, dom.serials or 0
+    ranges = {
+        "person": [range(n_p + 1)],
+        "phone": [range(n_d + 1)],
+        "serial": [range(n_s + 1)],
+        "del": [range(n_d + 1), range(n_p + 1)],
+        "delser": [range(n_d + 1), range(n_p + 1), range(n_s + 1)],
+    }
+    fields: dict[str, z3.ExprRef] = {}
+    eqs: list[z3.BoolRef] = []
+    for name, (kind, sort) in FIELDS.items():
+        mk = z3.Int if sort == "I" else z3.Bool
+        if not kind:
+            v = mk(f"{prefix}.{name}")
+            eqs.append(v == z3.simplify(merged.f[name]))
+            fields[name] = v
+            continue
+        arr = _z3_value(name, {})
+        for idx in itertools.product(*ranges[kind]):
+            v = mk(f"{prefix}.{name}{list(idx)}")
+            zi = [z3.IntVal(i) for i in idx]
+            eqs.append(v == z3.simplify(z3.Select(merged.f[name], *zi)))
+            arr = z3.Store(arr, *zi, v)
+        fields[name] = arr
+    return ZState(fields), eqs
+
+
+def _concrete(world: World, state: State, num: Numbering) -> ZState:
+    return ZState({n: _z3_value(n, v) for n, v in project(world, state, num).items()})
+
+
+def bmc(
+    world: World,
+    targets: list[str],
+    *,
+    depth: int,
+    start: str = "initial",
+    bug: str | None = None,
+    timeout: float = 120.0,
+    horizon_days: int = 400,
+    shape: tuple[str, ...] | None = None,
+) -> dict[str, BMCResult]:
+    """Shortest runs from the start that break each target invariant, up to `depth` steps, as traces.
+
+    With `shape`, step i must be an instance named shape[i] (Z3 still chooses every argument,
+    time steps included): a guided search, for runs too deep for the unguided one."""
+    if shape is not None:
+        depth = len(shape)
+    started = time.perf_counter()
+    stepper: Stepper = SEEDED_BUGS[bug].stepper if bug else step
+    prefix = onboarding_prefix(world) if start in ("onboarded", "applied") else []
+    if start == "applied":  # the onboarding run up to the point where the issuance push is due
+        prefix = [a for a in prefix if not isinstance(a, A.DeliverIssuancePush | A.Register | A.SetPin)]
+    state = initial_state(world)
+    for act in prefix:
+        state, _o = stepper(world, state, act)
+    num = Numbering(world)
+    fresh0 = state.fresh
+    dom = Dom(persons=len(world.persons), phones=len(world.phones), serials=fresh0 + 4 * depth)
+    enc = Encoder(dom, world.variants, bug=bug, world_fns=world_fns(world))
+    horizon = state.now + horizon_days * DAY
+    unrolling: list[z3.BoolRef] = []
+    states = [_concrete(world, state, num)]
+    params: list[Params] = []
+    codes: list[z3.ArithRef] = []
+    found: dict[str, BMCResult] = {}
+    remaining = [t for t in targets]
+    # Depth 0: the start state itself (the prefix is a run of the stepper).
+    pre_obs = observe(world, state)
+    from properties.invariants import check_state
+
+    broken0 = {v.invariant for v in check_state(world, pre_obs)}
+    for t in list(remaining):
+        if t in broken0:
+            found[t] = BMCResult(t, 0, _make_trace(world, prefix, [], stepper, t, start, bug), time.perf_counter() - started, start)
+            remaining.remove(t)
+    for i in range(1, depth + 1):
+        if not remaining:
+            break
+        x = states[-1]
+        a, code = Params.symbolic(f"a{i}"), z3.Int(f"code{i}")
+        cons, merged = _transition_term(enc, world, x, a, code, horizon)
+        unrolling.append(cons)
+        if shape is not None:
+            unrolling.append(a.tag == [inst.name for inst in INSTANCES].index(shape[i - 1]))
+        y, eqs = _scalar_state(dom, f"s{i}", merged)
+        unrolling.extend(eqs)
+        states.append(y)
+        params.append(a)
+        codes.append(code)
+        unrolling.append(y.fresh <= (dom.serials or 0) + 1)
+        for t in list(remaining):
+            if t in Z_STATE:
+                bad = z3.Not(Z_STATE[t].formula(enc, y))
+            else:
+                bad = z3.Or(
+                    *[z3.And(a.tag == j, z3.Not(Z_TRANSITION[t].formula(enc, inst, x, a, code, y))) for j, inst in enumerate(INSTANCES)]
+                )
+            # A fresh solver per question, no push/pop: a tactic solver applies its tactic only
+            # when not used incrementally, and solving the unrolling's equations away first
+            # (solve-eqs) is what makes the search fast.
+            solver = z3.Then("simplify", "propagate-values", "solve-eqs", "smt").solver()
+            solver.set("timeout", int(timeout * 1000))
+            solver.add(*unrolling, bad)
+            r = solver.check()
+            if r == z3.sat:
+                m = solver.model()
+                actions = [decode_action(world, num, m, p) for p in params]
+                z3_codes = [CODES[m.eval(c, model_completion=True).as_long()] for c in codes]
+                trace = _make_trace(world, prefix, actions, stepper, t, start, bug, z3_codes)
+                found[t] = BMCResult(t, i, trace, time.perf_counter() - started, start, guided=shape is not None)
+                remaining.remove(t)
+    for t in remaining:
+        found[t] = BMCResult(t, depth, None, time.perf_counter() - started, start)
+    return found
+
+
+class EncodingDisagrees(AssertionError):
+    """A BMC run's outcome codes differ from the stepper's on the same actions: a bug in the encoding."""
+
+
+def _make_trace(
+    world: World,
+    prefix: list[A.Action],
+    actions: list[A.Action],
+    stepper: Stepper,
+    invariant: str,
+    start: str,
+    bug: str | None,
+    z3_codes: list[str] | None = None,
+) -> Trace:
+    """Run prefix + actions on the stepper, record the outcomes, check the Z3 codes and the violation."""
+    state = initial_state(world)
+    steps: list[TraceStep] = []
+    broke = False
+    for n, act in enumerate([*prefix, *actions]):
+        post, outcome = stepper(world, state, act)
+        j = n - len(prefix)
+        if z3_codes is not None and j >= 0 and outcome.code != z3_codes[j]:
+            raise EncodingDisagrees(f"step {n} {act}: the stepper says {outcome.code}, the Z3 model {z3_codes[j]}")
+        found = {v.invariant for v in check_transition(world, observe(world, state), act, outcome, observe(world, post))}
+        broke = invariant in found
+        steps.append(TraceStep(action=act, expected=outcome, reqs=step_reqs(act, outcome), violations=tuple(sorted(found))))
+        state = post
+    if not broke:
+        raise EncodingDisagrees(f"the Z3 run does not break {invariant} on the {'bug ' + bug if bug else 'spec'}'s stepper")
+    title = f"{invariant}: shortest violation found by Z3 BMC from the {start} state" + (f" (seeded bug {bug})" if bug else "")
+    meta = {"invariant": invariant, "start": start, "prefix_steps": len(prefix)}
+    if bug:
+        meta["seeded_bug"] = bug
+    return Trace(world=world, steps=tuple(steps), title=title, source="z3", meta=meta)
+
+
+# --- the whole proof and its report ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One invariant's line in the report."""
+
+    invariant: str
+    reqs: tuple[str, ...]
+    method: str
+    result: str
+    """proved / violated / unknown."""
+    scope: str
+    """parametric (any number of persons, phones, certificates) or the bounded instance."""
+    seconds: float
+    trace: Trace | None = None
+    note: str = ""
+
+
+@dataclass(slots=True)
+class ProofReport:
+    """Every invariant's row, the lemmas' fate, and timing."""
+
+    variants: Variants
+    rows: list[Row]
+    lemmas: dict[str, str]
+    seconds: float
+    queries: int
+    bug: str | None = None
+
+    @property
+    def violated(self) -> list[Row]:
+        """Rows with a violation (a trace)."""
+        return [r for r in self.rows if r.result == "violated"]
+
+
+def _bmc_world(persons: int, phones: int, variants: Variants) -> World:
+    return scope_world(Scope(persons=persons, phones=phones, variants=variants))
+
+
+def prove(
+    variants: Variants,
+    *,
+    bug: str | None = None,
+    depth: int = 3,
+    timeout: float = 20.0,
+    jobs: int = 2,
+    persons: int = 1,
+    phones: int = 1,
+    bmc_timeout: float = 120.0,
+    progress: Callable[[str], None] | None = None,
+) -> ProofReport:
+    """Houdini-style 1-induction for every invariant; BMC (initial and onboarded starts) for whatever is not proved."""
+    started = time.perf_counter()
+    say = progress or (lambda _m: None)
+    say(f"induction: {len(INSTANCES)} relation instances x {len(Z_STATE) + len(LEMMAS)} conjuncts, parametric")
+    ind = houdini(variants, bug=bug, timeout=timeout, jobs=jobs)
+    unproved = [n for n in Z_STATE if n not in ind.kept] + [n for n, why in ind.transition.items() if why is not None]
+    bmc_found: dict[str, BMCResult] = {}
+    if unproved and bug is None:
+        world = _bmc_world(persons, phones, variants)
+        for t in unproved:
+            if t in KNOWN_SHAPES:
+                start, shape, days = KNOWN_SHAPES[t]
+                say(f"BMC from the {start} state along the shape {', '.join(shape)}: {t}")
+                bmc_found.update(bmc(world, [t], depth=len(shape), start=start, shape=shape, horizon_days=days, timeout=bmc_timeout))
+    if unproved:
+        world = _bmc_world(persons, phones, variants)
+        for start in ("initial", "onboarded"):
+            todo = [t for t in unproved if t not in KNOWN_SHAPES and (t not in bmc_found or bmc_found[t].trace is None)]
+            if not todo:
+                break
+            say(f"BMC from the {start} state to depth {depth} on {persons}x{phones}: {', '.join(todo)}")
+            for t, r in bmc(world, todo, depth=depth, start=start, bug=bug, timeout=bmc_timeout).items():
+                if r.trace is not None or t not in bmc_found:
+                    bmc_found[t] = r
+    rows = []
+    scope_note = f"BMC {persons}x{phones}, depth {depth}"
+    for name, inv in (*STATE_INVARIANTS.items(), *TRANSITION_INVARIANTS.items()):
+        secs = ind.seconds.get(name, 0.0)
+        proved = name in ind.kept if name in Z_STATE else ind.transition.get(name) is None
+        if proved:
+            how = "by construction" if name in Z_STATE and Z_STATE[name].by_construction else "1-induction + lemmas"
+            rows.append(Row(name, inv.reqs, how, "proved", "parametric", secs))
+            continue
+        why = ind.dropped.get(name) or ind.transition.get(name) or ""
+        r = bmc_found.get(name)
+        if r is not None and r.trace is not None:
+            rows.append(
+                Row(
+                    name,
+                    inv.reqs,
+                    f"BMC from {r.start}" + (" (shape)" if r.guided else ""),
+                    "violated",
+                    f"{persons}x{phones}, {r.depth} steps after the start",
+                    secs + r.seconds,
+                    trace=r.trace,
+                    note=f"not inductive at {why}",
+                )
+            )
+        else:
+            rows.append(
+                Row(
+                    name,
+                    inv.reqs,
+                    "1-induction; BMC",
+                    "unknown",
+                    scope_note,
+                    secs + (r.seconds if r else 0.0),
+                    note=f"not inductive at {why}",
+                )
+            )
+    lemmas = {n: ("proved" if n in ind.kept else f"dropped: {ind.dropped.get(n)}") for n in LEMMAS}
+    return ProofReport(variants=variants, rows=rows, lemmas=lemmas, seconds=time.perf_counter() - started, queries=ind.queries, bug=bug)
+
+
+def render(report: ProofReport) -> str:
+    """The report as a text table."""
+    lines = []
+    vs = ", ".join(f"{n}={getattr(report.variants, n)}" for n in Variants.names())
+    lines.append(f"variants: {vs}" + (f"; seeded bug: {report.bug}" if report.bug else ""))
+    w = max(len(r.invariant) for r in report.rows)
+    lines.append(f"{'invariant':<{w}}  {'requirements':<24} {'method':<28} {'result':<9} {'scope':<34} {'time':>7}")
+    for r in report.rows:
+        lines.append(f"{r.invariant:<{w}}  {', '.join(r.reqs):<24} {r.method:<28} {r.result:<9} {r.scope:<34} {r.seconds:6.1f}s")
+    lines.append("lemmas (auxiliary, proved inductive with the invariants): " + ", ".join(f"{n} {s}" for n, s in report.lemmas.items()))
+    for r in report.rows:
+        if r.note and r.result != "proved":
+            lines.append(f"  {r.invariant}: {r.note}")
+    lines.append(
+        "parametric: proved for any number of persons, phones and certificates (unbounded integer-indexed arrays); "
+        "a violation is a run of a concrete world"
+    )
+    lines.append(f"{report.queries} solver queries; total {report.seconds:.1f} s")
+    return "\n".join(lines)
+
+
+def parse_variants(items: list[str], base: Variants | None = None) -> Variants:
+    """--variant NAME=VALUE options as Variants (over base, the defaults unless given)."""
+    values: dict[str, Any] = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in Variants.names() or not value:
+            raise ValueError(f"--variant takes NAME=VALUE with NAME one of {list(Variants.names())}")
+        low = value.lower()
+        values[name] = low in ("1", "true", "yes") if low in ("0", "1", "true", "false", "yes", "no") else int(value)
+    return replace(base or Variants(), **values)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `mjpki prove`."""
+    parser.add_argument("--depth", type=int, default=3, help="BMC depth (steps after the start) for invariants induction does not prove")
+    parser.add_argument("--timeout", type=float, default=20.0, help="seconds per induction query (a query that times out is unknown)")
+    parser.add_argument(
+        "--variant", action="append", default=[], metavar="NAME=VALUE", help="a variant setting, e.g. factory_reset_wipes_se=true"
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="solver processes")
+    parser.add_argument("--persons", type=int, default=1, help="persons in the BMC world")
+    parser.add_argument("--phones", type=int, default=1, help="phones in the BMC world")
+    parser.add_argument("--bug", choices=sorted(SEEDED_BUGS), help="prove a seeded-bug version of the spec instead")
+    parser.add_argument("--traces", metavar="DIR", help="write each violation's trace here")
+    parser.add_argument("--json", metavar="FILE", help="write the table as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """`mjpki prove`: print the table; exit 1 if an invariant is violated, 3 if one is unknown, else 0."""
+    import sys
+
+    try:
+        variants = parse_variants(args.variant, SEEDED_BUGS[args.bug].variants if args.bug else Variants())
+    except (ValueError, TypeError) as exc:
+        print(f"mjpki: {exc}", file=sys.stderr)
+        return 2
+    report = prove(
+        variants,
+        bug=args.bug,
+        depth=args.depth,
+        timeout=args.timeout,
+        jobs=args.jobs,
+        persons=args.persons,
+        phones=args.phones,
+        progress=lambda m: print(m, file=sys.stderr, flush=True),
+    )
+    print(render(report))
+    if args.traces:
+        out = Path(args.traces)
+        out.mkdir(parents=True, exist_ok=True)
+        for r in report.violated:
+            assert r.trace is not None
+            path = out / f"z3-{report.bug + '-' if report.bug else ''}{r.invariant}.json"
+            path.write_text(r.trace.dumps(), encoding="utf-8")
+            print(f"trace: {path}  (mjpki replay {path})")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                [
+                    {
+                        "invariant": r.invariant,
+                        "reqs": list(r.reqs),
+                        "method": r.method,
+                        "result": r.result,
+                        "scope": r.scope,
+                        "seconds": r.seconds,
+                    }
+                    for r in report.rows
+                ],
+                indent=2,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+    if report.violated:
+        return 1
+    return 3 if any(r.result == "unknown" for r in report.rows) else 0
