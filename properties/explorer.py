@@ -36,7 +36,9 @@ from spec.state import State, initial_state
 from spec.trace import Trace, TraceStep, step_reqs
 from spec.world import PersonSpec, PhoneSpec, ServiceProviderSpec, World
 
-__all__ = ["Scope", "Violation", "Exploration", "Canon", "explore", "scope_world", "start_state", "alphabet", "canonical_key"]
+__all__ = [
+    "Scope", "Violation", "Exploration", "Canon", "explore", "scope_world", "start_state", "onboarding_prefix", "alphabet", "canonical_key",
+]  # fmt: skip
 
 GOOD = {Kind.SIGNING: "ABC123", Kind.AUTH: "1234"}
 WRONG = {Kind.SIGNING: "XYZ789", Kind.AUTH: "5678"}
@@ -106,11 +108,8 @@ def scope_world(scope: Scope) -> World:
     return World(persons=persons, phones=phones, service_providers=(ServiceProviderSpec(id="portal"),), variants=scope.variants)
 
 
-def start_state(world: World, start: str) -> State:
-    """The state an exploration starts from (see Scope.start)."""
-    state = initial_state(world)
-    if start == "initial":
-        return state
+def onboarding_prefix(world: World) -> list[A.Action]:
+    """The onboarded start as actions: every holder's phone with both phone certificates, PINs set."""
     both = frozenset({Kind.SIGNING, Kind.AUTH})
     held = [(ph.id, ph.initial_holder) for ph in world.phones if ph.initial_holder is not None]
     prefix: list[A.Action] = [A.AdvanceTime(minutes=9 * HOUR)]
@@ -124,7 +123,15 @@ def start_state(world: World, start: str) -> State:
     for d, p in held:
         prefix += [A.DeliverIssuancePush(person=p), A.Register(person=p, phone=d), A.SetPin(phone=d, kind=Kind.SIGNING)]
         prefix.append(A.SetPin(phone=d, kind=Kind.AUTH))
-    for a in prefix:
+    return prefix
+
+
+def start_state(world: World, start: str) -> State:
+    """The state an exploration starts from (see Scope.start)."""
+    state = initial_state(world)
+    if start == "initial":
+        return state
+    for a in onboarding_prefix(world):
         state, outcome = step(world, state, a)
         if not outcome.ok:
             raise AssertionError(f"the onboarding prefix was refused at {a}: {outcome}")

@@ -31,7 +31,7 @@ from typing import Any
 import z3
 
 from properties import z3_encoding
-from properties.explorer import GOOD, Scope, scope_world
+from properties.explorer import Scope, onboarding_prefix, scope_world
 from properties.invariants import STATE_INVARIANTS, TRANSITION_INVARIANTS, check_transition
 from properties.seeded_bugs import SEEDED_BUGS
 from properties.z3_bridge import PIN_TABLE, Numbering, _z3_value, decode_action, project, world_fns
@@ -51,7 +51,7 @@ from properties.z3_encoding import (
 from properties.z3_invariants import LEMMAS, Z_STATE, Z_TRANSITION, init_formula
 from spec import actions as A
 from spec.assumptions import Variants
-from spec.clock import DAY, HOUR, fifth_birthday_expiry
+from spec.clock import DAY, fifth_birthday_expiry
 from spec.domain import Kind
 from spec.machine import step
 from spec.observe import observe
@@ -71,7 +71,6 @@ __all__ = [
     "render",
     "add_arguments",
     "run",
-    "onboarding_prefix",
     "parse_variants",
     "variant_delta",
     "KNOWN_SPEC_VIOLATIONS",
@@ -281,24 +280,6 @@ checks (tests/test_z3_prove.py) and used for any of these invariants that is not
 
 
 # --- bounded model checking on a concrete world ---------------------------------------------------------------
-
-
-def onboarding_prefix(world: World) -> list[A.Action]:
-    """The explorer's onboarded start as actions: every holder's phone with both phone certificates, PINs set."""
-    both = frozenset({Kind.SIGNING, Kind.AUTH})
-    held = [(ph.id, ph.initial_holder) for ph in world.phones if ph.initial_holder is not None]
-    prefix: list[A.Action] = [A.AdvanceTime(minutes=9 * HOUR)]
-    for d, p in held:
-        prefix += [
-            A.InstallApp(phone=d),
-            A.PrepareApplet(phone=d),
-            A.Apply(person=p, phone=d, kinds=both, signing_pin=GOOD[Kind.SIGNING], auth_pin=GOOD[Kind.AUTH]),  # type: ignore[arg-type]
-        ]
-    prefix.append(A.AdvanceTime(minutes=5))
-    for d, p in held:
-        prefix += [A.DeliverIssuancePush(person=p), A.Register(person=p, phone=d), A.SetPin(phone=d, kind=Kind.SIGNING)]  # type: ignore[arg-type]
-        prefix.append(A.SetPin(phone=d, kind=Kind.AUTH))
-    return prefix
 
 
 def _expiry_table(birth: date, horizon: int) -> Piecewise:
