@@ -58,6 +58,15 @@ ASSUMPTIONS: dict[str, Assumption] = {
             "in the application), before any key generation or issuance.",
         ),
         Assumption(
+            name="ASM-RESUME-WHILE-PHONE-LOST",
+            reqs=("SUS-3", "SUS-2", "SUS-1"),
+            text="Resumption from the app after a found card needs the card's signature, so it is the "
+            "cardholder acting even if the phone is still reported lost: it lifts only the card hold. A "
+            "phone certificate also held for the lost phone stays suspended until the phone is reported "
+            "found, but the phone signing certificate is revoked and a new signing application may start "
+            "on that phone. The sources do not say whether the app should refuse instead.",
+        ),
+        Assumption(
             name="ASM-CASCADE-AT-DEADLINE",
             reqs=("REV-2",),
             text="The periodic linkage sweep revokes a linked phone certificate exactly when the cascade "

@@ -907,6 +907,7 @@ def _resume_from_app(world: World, state: State, a: A.Action) -> Step:
         return state, no
     card = state.card_cert(a.person, Kind.SIGNING)
     assert card is not None  # the card signature guard passed: the current card signing certificate is in force
+    # ASM-RESUME-WHILE-PHONE-LOST: only the card hold is lifted here; a phone hold stays until PhoneFound.
     held = [c for c in state.live_phone_certs(a.person) if HoldCause.CARD_LOST in c.holds and _continued_by(state, c, card)]
     if not held:
         return state, refused(R.NOTHING_SUSPENDED)
