@@ -172,10 +172,10 @@ def houdini(variants: Variants, *, bug: str | None = None, timeout: float = 20.0
     ctx = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) if jobs > 1 else None
 
-    def run_jobs(jobs_: list[tuple[str, str, frozenset[str]]]) -> list[tuple[str, str, str, frozenset[str], float]]:
+    def run_jobs(jobs_: list[tuple[str, str, frozenset[str]]], limit_ms: int = tms) -> list[tuple[str, str, str, frozenset[str], float]]:
         nonlocal queries
         queries += len(jobs_)
-        payload = [(vd, bug, t, i, h, tms) for t, i, h in jobs_]
+        payload = [(vd, bug, t, i, h, limit_ms) for t, i, h in jobs_]
         if pool is None:
             return [_work(p) for p in payload]
         return list(pool.map(_work, payload, chunksize=4))
@@ -200,13 +200,14 @@ def houdini(variants: Variants, *, bug: str | None = None, timeout: float = 20.0
             todo = [(t, i, frozenset(kept)) for (t, i), core in list(cores.items()) if t in kept and core & gone]
             for t, i, _h in todo:
                 del cores[(t, i)]
-        # An "unknown" is no counterexample: with false conjuncts gone the solver may now manage.
-        # Re-admit a dropped conjunct if it is preserved given the survivors and itself.
+        # An "unknown" is no counterexample: with false conjuncts gone the solver may now manage, and on a loaded
+        # machine a query may just need longer. Re-admit a dropped conjunct if it is preserved given the survivors
+        # and itself, with four times the time limit.
         again = True
         while again and dropped:
             again = False
             for d in list(dropped):
-                res = run_jobs([(d, "<init>", frozenset())] + [(d, i, frozenset(kept | {d})) for i in names])
+                res = run_jobs([(d, "<init>", frozenset())] + [(d, i, frozenset(kept | {d})) for i in names], 4 * tms)
                 for _t, _i, _r, _c, secs in res:
                     seconds[d] += secs
                 bad = next((f"{i} ({r})" for _t, i, r, _c, _s in res if r != "unsat"), None)
@@ -252,6 +253,8 @@ def variant_delta(
     for name in changed:
         for target in (*sorted(base.kept), *Z_TRANSITION):
             r, _core, _s = b_eng.query(target, name, hyps, int(timeout * 1000))
+            if r == "unknown":  # ran out of time (a loaded machine): once more with four times the limit
+                r, _core, _s = b_eng.query(target, name, hyps, int(4 * timeout * 1000))
             if r != "unsat":
                 failures[target] = f"{name} ({r})"
     return changed, failures
