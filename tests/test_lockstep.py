@@ -98,7 +98,9 @@ class Lying:
 )
 def test_wrong_acceptances_are_caught(lie: str, req: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A system that wrongly accepts is caught as surely as one that wrongly refuses."""
-    data = _caught(lambda w: Lying(w, lie_about=lie), base_world(), tmp_path, f"lies-{lie}")
+    # Some lies sit on rare paths (PIN initialisation on a foreign SE): a search stops at its first find, so a larger
+    # budget costs nothing when the lie is common and keeps a rare one from depending on one derandomized sequence.
+    data = _caught(lambda w: Lying(w, lie_about=lie), base_world(), tmp_path, f"lies-{lie}", settings(FIND, max_examples=1500))
     div = data["meta"]["divergence"]
     step = data["steps"][div["index"]]
     assert step["expected"]["code"] == lie and step["actual"]["code"] == "ACCEPTED"
