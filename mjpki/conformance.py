@@ -21,7 +21,7 @@ from typing import Any
 
 from adapters.system import AdapterFactory
 from mjpki.known_failures import KnownFailures
-from mjpki.lockstep import Divergence, Lockstep, lockstep_machine
+from mjpki.lockstep import Divergence, Lockstep, lockstep_machine, write_failure
 from mjpki.scenarios import SCENARIOS, Scenario, base_world
 from spec.requirements import REQUIREMENTS, conformance_ids
 from spec.trace import Trace
@@ -152,20 +152,8 @@ Progress = Callable[[str], None]
 
 
 def _artefacts(trace: Trace, out_dir: Path | None, name: str, divergence: Divergence) -> tuple[Path, ...]:
-    """Write the failing run as a trace, a step table and a Markdown report with a sequence diagram."""
-    if out_dir is None:
-        return ()
-    from mjpki.mermaid import markdown_report
-    from mjpki.render import step_table
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
-    paths = [out_dir / f"{safe}.json", out_dir / f"{safe}.txt"]
-    paths[0].write_text(trace.dumps(), encoding="utf-8")
-    paths[1].write_text(f"{trace.title}\n{divergence}\n\n{step_table(trace)}\n", encoding="utf-8")
-    md = out_dir / f"{safe}.md"
-    md.write_text(markdown_report(trace, name=safe), encoding="utf-8")
-    return (*paths, md)
+    """The failing run's trace, step table and report, written to out_dir (nothing without one)."""
+    return () if out_dir is None else write_failure(trace, divergence, out_dir, name)
 
 
 def _exercised(run: Lockstep) -> set[str]:

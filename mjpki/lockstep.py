@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from adapters.system import AdapterFactory, SystemAdapter
@@ -25,7 +26,7 @@ from spec.state import State, initial_state
 from spec.trace import Trace, TraceStep, step_reqs
 from spec.world import World
 
-__all__ = ["COMPARED_DETAILS", "Divergence", "Lockstep", "lockstep_machine"]
+__all__ = ["COMPARED_DETAILS", "Divergence", "Lockstep", "lockstep_machine", "write_failure"]
 
 COMPARED_DETAILS = frozenset({"tries_left", "push_due", "kind", "leftover_removed", "se_wiped", "profile", "removed", "deleted"})
 """Outcome details compared with the spec's; the rest name the system's own serials and are not."""
@@ -168,6 +169,20 @@ class Lockstep:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+def write_failure(trace: Trace, divergence: Divergence, out_dir: Path, name: str) -> tuple[Path, ...]:
+    """Write a failing run as <name>.json (the trace), .txt (the step table) and .md (report with sequence diagram)."""
+    from mjpki.mermaid import markdown_report
+    from mjpki.render import step_table
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+    paths = (out_dir / f"{safe}.json", out_dir / f"{safe}.txt", out_dir / f"{safe}.md")
+    paths[0].write_text(trace.dumps(), encoding="utf-8")
+    paths[1].write_text(f"{trace.title}\n{divergence}\n\n{step_table(trace)}\n", encoding="utf-8")
+    paths[2].write_text(markdown_report(trace, name=safe), encoding="utf-8")
+    return paths
+
+
 def _compare(expected: Outcome, actual: Outcome) -> str | None:
     if expected.code != actual.code:
         return f"the spec says {expected.code}, the system {actual.code}"
@@ -194,12 +209,10 @@ def lockstep_machine(
     file (and the last call) hold the shortest failing run it found. on_run_end sees every
     run as it ends (for progress and requirement coverage).
     """
-    from pathlib import Path
 
     from hypothesis import strategies as st
     from hypothesis.stateful import RuleBasedStateMachine, rule
 
-    from mjpki.mermaid import write_markdown_report
     from mjpki.render import step_table
     from mjpki.strategies import action_strategy
 
@@ -226,12 +239,7 @@ def lockstep_machine(
                 on_divergence(trace, d)
             table = step_table(trace)
             if trace_dir:
-                out = Path(trace_dir)
-                out.mkdir(parents=True, exist_ok=True)
-                safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in system_name)
-                (out / f"{safe}.json").write_text(trace.dumps(), encoding="utf-8")
-                (out / f"{safe}.txt").write_text(f"{trace.title}\n{d}\n\n{table}\n", encoding="utf-8")
-                write_markdown_report(trace, out / f"{safe}.json")
+                write_failure(trace, d, Path(trace_dir), system_name)
             raise AssertionError(f"{system_name} diverges from the spec: {d}\n{table}")
 
         def teardown(self) -> None:
