@@ -6,7 +6,7 @@ reopens the file finds exactly the same state (`snapshot()` compares equal). Eve
 one `with records.transaction():` block: it commits on success and rolls back everything on an exception; each write
 method is itself atomic, and a nested `transaction()` is a savepoint.
 
-Schema (version 1, STRICT tables, foreign keys on, `PRAGMA application_id` = 0x6D6A706B "mjpk"):
+Schema (version 2, STRICT tables, foreign keys on, `PRAGMA application_id` = 0x6D6A706B "mjpk"):
 
     =================  ==============================================================================================
     table              what it holds
@@ -19,6 +19,8 @@ Schema (version 1, STRICT tables, foreign keys on, `PRAGMA application_id` = 0x6
                        SE-ID, linked card signing serial, key fingerprint (SHA-256 of the SubjectPublicKeyInfo),
                        commitment S, presented R and the registering app install's push token
     holds              (serial, cause) -> since: the hold causes of a certificate (a certificate may have several)
+    phone_follows      (phone serial, card serial): the card certificates a phone certificate follows (REV-2, SUS-2,
+                       VAL-1; ASM-PHONE-LINKAGE), at most one of each kind (version 2)
     linkage            card signing serial PRIMARY KEY -> SE-ID (LNK-6)
     applications       one pending application per person (PRIMARY KEY person), and application_kinds its kinds
     push_tokens        token -> phone, app install, valid flag
@@ -34,8 +36,9 @@ Rules the store itself keeps, in Python with a clear error and again in the data
 - status follows the holds: adding a hold suspends, removing the last one makes the certificate active again;
 - revocation is final (REV-4): a revoked certificate's row and holds never change again (a trigger refuses it);
 - certificate records are never deleted (a trigger refuses it); a duplicate serial is refused by the primary key (CA-2);
-- a phone certificate links to a card signing certificate of the same person; the linkage table only takes card
-  signing serials; the DER must carry the record's serial, kind and profile (read back with impl.ca.kind_of/profile_of).
+- a phone certificate links to a card signing certificate of the same person and follows card certificates of that
+  person, at most one of each kind; the linkage table only takes card signing serials; the DER must carry the record's
+  serial, kind and profile (read back with impl.ca.kind_of/profile_of).
 The lifecycle decisions (which certificate to revoke when, cascades, expiry of deletions) are the caller's.
 
 One Records object is for one thread (sqlite3's default); several processes may share a file (SQLite locking).
@@ -88,7 +91,7 @@ __all__ = [
     "Records",
 ]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 """The schema version this module writes and reads."""
 APPLICATION_ID: Final = 0x6D6A706B
 """`PRAGMA application_id` of an mjpki records file ("mjpk"), so a foreign SQLite file is told apart."""
@@ -173,6 +176,8 @@ class CertRecord:
     se_id: SEId | None = None
     card_serial: Serial | None = None
     """Phone certificates: the card signing certificate it is linked to (LNK-2)."""
+    follows: frozenset[Serial] = frozenset()
+    """Phone certificates: the card certificates whose revocation and suspension it follows (ASM-PHONE-LINKAGE)."""
     key_fingerprint: bytes | None = None
     """Phone certificates: SHA-256 of the certified key's SubjectPublicKeyInfo."""
     commitment: bytes | None = None
@@ -228,6 +233,7 @@ class CertRecord:
             revoked_at=self.revoked_at,
             reason=self.reason,
             card_serial=self.card_serial,
+            follows=self.follows if self.profile is Profile.PHONE else None,
             se_id=self.se_id,
             key=None if self.key_fingerprint is None else self.key_fingerprint.hex(),
             commitment_ok=self.commitment_ok,
@@ -372,6 +378,11 @@ _SCHEMA: Final[tuple[str, ...]] = (
     """CREATE TRIGGER holds_delete_not_on_revoked BEFORE DELETE ON holds
         WHEN (SELECT status FROM certificates WHERE serial = OLD.serial) = 'revoked'
         BEGIN SELECT RAISE(ABORT, 'REV-4: a revoked certificate is never changed again'); END""",
+    """CREATE TABLE phone_follows (
+        serial INTEGER NOT NULL REFERENCES certificates (serial),
+        card_serial INTEGER NOT NULL REFERENCES certificates (serial),
+        PRIMARY KEY (serial, card_serial)
+    ) STRICT""",
     """CREATE TABLE linkage (
         card_serial INTEGER PRIMARY KEY REFERENCES certificates (serial),
         se_id TEXT NOT NULL CHECK (length(se_id) > 0)
@@ -425,6 +436,7 @@ _TABLES: Final = (
     "push_tokens",
     "certificates",
     "holds",
+    "phone_follows",
     "linkage",
     "applications",
     "application_kinds",
@@ -750,10 +762,13 @@ class Records:
         commitment: bytes,
         presented_r: bytes,
         push_token: str | None,
+        follows: Iterable[Serial] | None = None,
     ) -> CertRecord:
-        """Record a newly issued phone certificate (active), linked to the person's card signing certificate (LNK-2)."""
+        """Record a newly issued phone certificate (active), linked to the person's card signing certificate (LNK-2) and
+        following the card certificates `follows` (by default that card signing certificate; ASM-PHONE-LINKAGE)."""
         _text(se_id, what="se_id")
         _serial(card_serial, what="card_serial")
+        followed = frozenset({card_serial} if follows is None else (_serial(f, what="follows") for f in follows))
         _blob(commitment, what="commitment")
         _blob(presented_r, what="presented_r")
         if push_token is not None:
@@ -767,6 +782,7 @@ class Records:
             expiry=expiry,
             der=der,
             phone=(se_id, card_serial, commitment, presented_r, push_token),
+            follows=followed,
         )
 
     def _add_cert(
@@ -780,8 +796,9 @@ class Records:
         expiry: int,
         der: bytes,
         phone: tuple[SEId, Serial, bytes, bytes, str | None] | None,
+        follows: frozenset[Serial] = frozenset(),
     ) -> CertRecord:
-        """Check and insert one certificate row."""
+        """Check and insert one certificate row (and a phone certificate's followed card certificates)."""
         _serial(serial)
         _text(person, what="person")
         _enum(kind, Kind, what="kind")
@@ -835,7 +852,25 @@ class Records:
                     ) from exc
                 raise InvalidRecordError(f"the database refused certificate {serial}: {exc}") from exc
             self._db.execute("UPDATE serial_counter SET next = max(next, ?)", (min(serial + 1, MAX_SERIAL),))
+            if phone is not None:
+                self._set_follows(serial, person, follows)
         return self.certificate(serial)
+
+    def _set_follows(self, serial: Serial, person: PersonId, follows: frozenset[Serial]) -> None:
+        """Replace the card certificates phone certificate `serial` follows: card certificates of person, one per kind at most."""
+        kinds: list[Kind] = []
+        for card_serial in sorted(follows):
+            card = self.get_certificate(card_serial)
+            if card is None or card.profile is not Profile.CARD or card.person != person:
+                what = "not on record" if card is None else f"a {card.profile.value} certificate of {card.person!r}"
+                raise InvalidRecordError(
+                    f"phone certificate {serial} can only follow card certificates of {person!r}; {card_serial} is {what}"
+                )
+            kinds.append(card.kind)
+        if len(set(kinds)) != len(kinds):
+            raise InvalidRecordError(f"phone certificate {serial} would follow two card certificates of one kind: {sorted(follows)}")
+        self._db.execute("DELETE FROM phone_follows WHERE serial = ?", (serial,))
+        self._db.executemany("INSERT INTO phone_follows (serial, card_serial) VALUES (?, ?)", [(serial, f) for f in sorted(follows)])
 
     def get_certificate(self, serial: Serial) -> CertRecord | None:
         """The certificate record with this serial, or None."""
@@ -886,7 +921,12 @@ class Records:
             f"SELECT serial, cause, since FROM holds WHERE serial IN (SELECT serial FROM certificates WHERE {where})", params
         ):
             holds.setdefault(h["serial"], {})[HoldCause(h["cause"])] = h["since"]
-        return tuple(_cert_from(row, FrozenMap(holds.get(row["serial"], {}))) for row in rows)
+        follows: dict[int, set[int]] = {}
+        for f in db.execute(
+            f"SELECT serial, card_serial FROM phone_follows WHERE serial IN (SELECT serial FROM certificates WHERE {where})", params
+        ):
+            follows.setdefault(f["serial"], set()).add(f["card_serial"])
+        return tuple(_cert_from(row, FrozenMap(holds.get(row["serial"], {})), frozenset(follows.get(row["serial"], ()))) for row in rows)
 
     def add_hold(self, *, serial: Serial, cause: HoldCause, at: int) -> CertRecord:
         """Put the certificate on hold for this cause (it becomes suspended); a cause already held keeps its first time."""
@@ -951,7 +991,8 @@ class Records:
         return frozenset((Profile(r["profile"]), r["serial"], CertStatus(r["status"])) for r in rows)
 
     def relink_phone_cert(self, *, serial: Serial, card_serial: Serial) -> None:
-        """Link a live phone certificate to another card signing certificate of the same person (ASM-CARD-FOUND)."""
+        """Link a live phone certificate to another card signing certificate of the same person (ASM-CARD-FOUND); if it
+        followed a card signing certificate, it follows this one instead."""
         with self.transaction():
             cert = self.certificate(serial)
             card = self.certificate(card_serial)
@@ -965,6 +1006,9 @@ class Records:
                     f"(LNK-2), not {card_serial}"
                 )
             self._db.execute("UPDATE certificates SET card_serial = ? WHERE serial = ?", (card_serial, serial))
+            kept = {f for f in cert.follows if self.certificate(f).kind is not Kind.SIGNING}
+            signing = len(kept) < len(cert.follows)
+            self._set_follows(serial, cert.person, frozenset(kept | ({card_serial} if signing else set())))
 
     # --- linkage ----------------------------------------------------------------------------------
 
@@ -1307,8 +1351,8 @@ def _parse_der(der: bytes, *, serial: int) -> x509.Certificate:
         ) from exc
 
 
-def _cert_from(row: sqlite3.Row, holds: FrozenMap[HoldCause, int]) -> CertRecord:
-    """A certificate row and its holds as a CertRecord."""
+def _cert_from(row: sqlite3.Row, holds: FrozenMap[HoldCause, int], follows: frozenset[Serial] = frozenset()) -> CertRecord:
+    """A certificate row, its holds and (a phone certificate's) followed card certificates as a CertRecord."""
     return CertRecord(
         serial=row["serial"],
         profile=Profile(row["profile"]),
@@ -1323,6 +1367,7 @@ def _cert_from(row: sqlite3.Row, holds: FrozenMap[HoldCause, int]) -> CertRecord
         reason=None if row["reason"] is None else RevocationReason(row["reason"]),
         se_id=row["se_id"],
         card_serial=row["card_serial"],
+        follows=follows,
         key_fingerprint=row["key_fingerprint"],
         commitment=row["commitment"],
         presented_r=row["presented_r"],

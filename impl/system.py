@@ -437,27 +437,31 @@ class ReferenceSystem:
             self.records.revoke(serial=serial, reason=reason, at=self.now if at is None else at)
 
     def _sweep(self, until: int) -> list[Serial]:
-        """The linkage sweep (REV-2, ASM-CASCADE-AT-DEADLINE)."""
+        """The linkage sweep (REV-2, ASM-CASCADE-AT-DEADLINE): a phone certificate goes at the earliest deadline of the
+        card certificates it follows (ASM-PHONE-LINKAGE)."""
         delay = self.world.variants.cascade_delay_minutes
         due: list[tuple[int, Serial]] = []
         for pc in self.records.certificates(profile=Profile.PHONE):
-            if pc.status is CertStatus.REVOKED or pc.card_serial is None:
+            if pc.status is CertStatus.REVOKED:
                 continue
-            card = self.records.certificate(pc.card_serial)
-            if (
-                card.status is CertStatus.REVOKED
+            deadlines = [
+                card.revoked_at + delay
+                for card in map(self.records.certificate, pc.follows)
+                if card.status is CertStatus.REVOKED
                 and card.reason in CASCADING_REASONS
                 and card.revoked_at is not None
                 and card.revoked_at + delay <= until
-            ):
-                due.append((card.revoked_at + delay, pc.serial))
+            ]
+            if deadlines:
+                due.append((min(deadlines), pc.serial))
         due.sort()
         for at, serial in due:
             self._revoke(serial, RevocationReason.CASCADE, at=max(at, self.now))
         return [s for _at, s in due]
 
     def _relink(self, serial: Serial, card_serial: Serial) -> None:
-        """Link a live phone auth certificate to the new card signing certificate (ASM-CARD-FOUND)."""
+        """Link a live phone auth certificate to the new card signing certificate, which it follows if it followed the
+        old one (ASM-CARD-FOUND)."""
         self.records.relink_phone_cert(serial=serial, card_serial=card_serial)
 
     def _request_deletion(self, certs: list[CertRecord]) -> None:
@@ -470,6 +474,15 @@ class ReferenceSystem:
             self.records.put_deletion(
                 phone=phone, person=cert.person, serials=serials, push_token=cert.push_token, deadline=self.now + DELETION_WINDOW
             )
+
+    def _card_auth_guard(self, person: PersonId, kinds: frozenset[Kind]) -> Outcome | None:
+        """Where a phone certificate applied for is to follow the card auth certificate, it must be in force (ASM-PHONE-LINKAGE)."""
+        linkage = self.world.variants.phone_linkage
+        if any(Kind.AUTH in linkage.follows(k) for k in kinds):
+            card = self.current_card(person, Kind.AUTH)
+            if card is None or not card.in_force(self.now):
+                return refused(R.CARD_AUTH_CERT_NOT_VALID)
+        return None
 
     def _phone_guards(self, phone: PhoneId, *, online: bool = True) -> Outcome | None:
         app = self.apps[phone]
@@ -556,7 +569,7 @@ class ReferenceSystem:
         card_serials = {c.serial for c in cards}
         for c in cards:
             self.records.add_hold(serial=c.serial, cause=HoldCause.CARD_LOST, at=self.now)
-        linked = {c.serial for c in self.live_phone_certs(a.person) if c.card_serial in card_serials}
+        linked = {c.serial for c in self.live_phone_certs(a.person) if c.follows & card_serials}  # SUS-2, ASM-PHONE-LINKAGE
         for serial in sorted(linked):
             self.records.add_hold(serial=serial, cause=HoldCause.CARD_LOST, at=self.now)
         return accepted(suspended=tuple(sorted(card_serials | linked)))
@@ -578,7 +591,8 @@ class ReferenceSystem:
             else:
                 self._revoke(cert.serial, RevocationReason.SUPERSEDED_AFTER_HOLD)
                 if cert.expiry > self.now:  # expired during the hold: revoked only, the person renews (ASM-CARD-FOUND)
-                    self._issue_card(a.person, Kind.SIGNING, expiry=cert.expiry)
+                    fresh = self.world.variants.card_found_fresh_expiry  # then to the 5th birthday from now (VAL-2)
+                    self._issue_card(a.person, Kind.SIGNING, expiry=None if fresh else cert.expiry)
                     reissued.append(cert.serial)
         return accepted(resumed=tuple(resumed), reissued=tuple(reissued))
 
@@ -638,6 +652,8 @@ class ReferenceSystem:
                 return refused(R.PIN_FORMAT_INVALID, kind=kind.value)
         if (no := self._card_signature_guard(a.person, a.card_signature_valid)) is not None:
             return no
+        if (no := self._card_auth_guard(a.person, a.kinds)) is not None:
+            return no
         se_id = self.ses[a.phone].se_id
         live = self.live_phone_certs(a.person)
         other_se = [c for c in live if c.se_id != se_id]
@@ -652,7 +668,8 @@ class ReferenceSystem:
         self._request_deletion(other_se)
         chosen = {k: pins[k] for k in a.kinds}
         due = self._start_application(a.person, a.phone, a.kinds, chosen)  # type: ignore[arg-type]
-        return accepted(revoked=tuple(c.serial for c in to_revoke), push_due=due)
+        # MCH-3: the app warns that the old phone's data stays if the remote deletion cannot reach it (ASM-DELETION-WARNING).
+        return accepted(revoked=tuple(c.serial for c in to_revoke), push_due=due, deletion_warning=bool(other_se))
 
     def _do_DeliverIssuancePush(self, a: A.DeliverIssuancePush) -> Outcome:
         application = self.records.get_application(a.person)
@@ -681,6 +698,8 @@ class ReferenceSystem:
         card = self.current_card(a.person, Kind.SIGNING)
         if card is None or card.serial != application.card_serial or not card.in_force(self.now):
             return refused(R.CARD_SIGNING_CERT_NOT_VALID)
+        if (no := self._card_auth_guard(a.person, application.kinds)) is not None:
+            return no
         if not self._applet_present(a.phone):
             return refused(R.APPLET_NOT_READY)
         # ISS-5/ISS-6: the SE generates the key pairs and outputs the public keys with R; the CA certifies only if H(R) = S.
@@ -706,6 +725,10 @@ class ReferenceSystem:
         for kind in kinds:
             public_key = serialization.load_der_public_key(generated.public_keys[kind])
             assert isinstance(public_key, rsa.RSAPublicKey)
+            # ASM-PHONE-LINKAGE: it follows the person's current card certificates of the kinds the variant names, and
+            # expires with the earliest of them (VAL-1).
+            followed = [c for k in self.world.variants.phone_linkage.follows(kind) if (c := self.current_card(a.person, k)) is not None]
+            expiry = min(c.expiry for c in followed)
             serial = self.records.next_serial()
             cert = self.ca.issue(
                 kind=kind,
@@ -713,7 +736,7 @@ class ReferenceSystem:
                 serial=serial,
                 public_key=public_key,
                 not_before=self.dt(),
-                not_after=self.dt(card.expiry),  # VAL-1
+                not_after=self.dt(expiry),  # VAL-1
                 personal=self._personal(a.person) if kind is Kind.SIGNING else None,
             )
             der = cert.public_bytes(serialization.Encoding.DER)
@@ -722,10 +745,11 @@ class ReferenceSystem:
                 person=a.person,
                 kind=kind,
                 issued_at=self.now,
-                expiry=card.expiry,
+                expiry=expiry,
                 der=der,
                 se_id=se_id,
                 card_serial=card.serial,  # LNK-2
+                follows=[c.serial for c in followed],
                 commitment=application.commitment,
                 presented_r=generated.r,
                 push_token=self.apps[a.phone].token,
@@ -945,7 +969,7 @@ class ReferenceSystem:
         for c in live:
             self._revoke(c.serial, RevocationReason.DEVICE_STOPPED)
         self._request_deletion(live)
-        return accepted(revoked=tuple(c.serial for c in live))
+        return accepted(revoked=tuple(c.serial for c in live), deletion_warning=True)  # MCH-3, ASM-DELETION-WARNING
 
     def _do_ReportPhoneLost(self, a: A.ReportPhoneLost) -> Outcome:
         live = sorted(c.serial for c in self.live_phone_certs(a.person))
@@ -970,10 +994,20 @@ class ReferenceSystem:
                 revoked.append(cert.serial)
         return accepted(resumed=tuple(resumed), revoked=tuple(revoked))
 
-    def _continued_by(self, cert: CertRecord, card: CertRecord) -> bool:
-        """ASM-CARD-FOUND: cert's card signing certificate was re-issued (as card, same expiry) when the card was found."""
-        old = self.records.certificate(cert.card_serial) if cert.card_serial is not None else None
-        return old is not None and old.reason is RevocationReason.SUPERSEDED_AFTER_HOLD and card.expiry == cert.expiry
+    def _continues(self, cert: CertRecord, card: CertRecord) -> bool:
+        """ASM-CARD-FOUND: every card certificate cert follows continues: a card signing one was re-issued when the card
+        was found (the current one, `card`, has its expiry; with card_found_fresh_expiry, one no earlier), a card auth one
+        is in force."""
+        for old in map(self.records.certificate, cert.follows):
+            if old.kind is Kind.SIGNING:
+                if old.reason is not RevocationReason.SUPERSEDED_AFTER_HOLD:
+                    return False
+                kept = card.expiry >= old.expiry if self.world.variants.card_found_fresh_expiry else card.expiry == old.expiry
+                if not kept:
+                    return False
+            elif not old.in_force(self.now):
+                return False
+        return True
 
     def _do_ResumeFromApp(self, a: A.ResumeFromApp) -> Outcome:
         if (no := self._holder_guard(a.person, a.phone) or self._phone_guards(a.phone)) is not None:
@@ -982,7 +1016,7 @@ class ReferenceSystem:
             return no
         card = self.current_card(a.person, Kind.SIGNING)
         assert card is not None  # the card signature guard passed
-        held = [c for c in self.live_phone_certs(a.person) if HoldCause.CARD_LOST in c.holds and self._continued_by(c, card)]
+        held = [c for c in self.live_phone_certs(a.person) if HoldCause.CARD_LOST in c.holds and self._continues(c, card)]
         if not held:
             return refused(R.NOTHING_SUSPENDED)
         se_id = self.ses[a.phone].se_id
@@ -996,7 +1030,7 @@ class ReferenceSystem:
         resumed: list[Serial] = []
         for cert in held:
             if cert.kind is Kind.AUTH:
-                # ASM-CARD-FOUND: re-linked to the new card signing certificate, same expiry.
+                # ASM-CARD-FOUND: re-linked to the new card signing certificate; it keeps the expiry written in it.
                 self.records.remove_hold(serial=cert.serial, cause=HoldCause.CARD_LOST)
                 self._relink(cert.serial, card.serial)
                 resumed.append(cert.serial)

@@ -28,7 +28,9 @@ from spec.world import World
 
 __all__ = ["COMPARED_DETAILS", "Divergence", "Lockstep", "lockstep_machine", "write_failure"]
 
-COMPARED_DETAILS = frozenset({"tries_left", "push_due", "kind", "leftover_removed", "se_wiped", "profile", "removed", "deleted"})
+COMPARED_DETAILS = frozenset(
+    {"tries_left", "push_due", "kind", "leftover_removed", "se_wiped", "profile", "removed", "deleted", "deletion_warning"}
+)
 """Outcome details compared with the spec's; the rest name the system's own serials and are not."""
 
 T = TypeVar("T")

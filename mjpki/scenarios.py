@@ -197,7 +197,7 @@ def _one_then_other() -> list[Expect]:
         *to_morning(),
         *onboard("P1", "D1", frozenset({SIGNING})),
         auth("D1", "NO_CERTIFICATE"),
-        E(A.Apply(person="P1", phone="D1", kinds=frozenset({AUTH}), auth_pin=APIN), revoked=()),
+        E(A.Apply(person="P1", phone="D1", kinds=frozenset({AUTH}), auth_pin=APIN), revoked=(), deletion_warning=False),
         E(A.AdvanceTime(minutes=5)),
         E(A.DeliverIssuancePush(person="P1")),
         E(A.Register(person="P1", phone="D1")),
@@ -265,7 +265,8 @@ def _model_change_online() -> list[Expect]:
         E(A.InstallApp(phone="D3")),
         E(A.PrepareApplet(phone="D3")),
         E(A.Apply(person="P1", phone="D3", kinds=BOTH, signing_pin=SPIN2, auth_pin=APIN2), "CONSENT_REQUIRED"),
-        E(A.Apply(person="P1", phone="D3", kinds=BOTH, signing_pin=SPIN2, auth_pin=APIN2, consent=True)),
+        # MCH-3: the app warns that the old phone's data stays if the deletion cannot reach it (ASM-DELETION-WARNING).
+        E(A.Apply(person="P1", phone="D3", kinds=BOTH, signing_pin=SPIN2, auth_pin=APIN2, consent=True), deletion_warning=True),
         sign("D1", "CERT_REVOKED"),
         E(A.DeliverDeletionPush(phone="D1"), deleted=("auth", "signing")),
         sign("D1", "NO_CERTIFICATE"),
@@ -434,7 +435,11 @@ def _renewal_cascade() -> list[Expect]:
     ]
 
 
-@scenario("card-auth-revocation-does-not-cascade", "Only the card signing certificate carries the linkage", reqs=("LNK-2", "REV-2"))
+@scenario(
+    "card-auth-revocation-does-not-cascade",
+    "As launched, only the card signing certificate carries the linkage (phone_linkage card_signing)",
+    reqs=("LNK-2", "REV-2"),
+)
 def _card_auth_revocation() -> list[Expect]:
     return [
         *to_morning(),
@@ -442,6 +447,71 @@ def _card_auth_revocation() -> list[Expect]:
         E(A.RevokeCardCertificate(person="P1", kind=AUTH)),
         E(A.AdvanceTime(minutes=2 * DAY), cascaded=()),
         auth("D1"),
+        # Nothing the phone certificates need comes from the card auth certificate.
+        E(A.Apply(person="P1", phone="D1", kinds=frozenset({AUTH}), auth_pin=APIN2, consent=True)),
+    ]
+
+
+@scenario(
+    "card-auth-revocation-cascades-per-kind",
+    "Linkage per kind: revoking the card auth certificate revokes the phone auth certificate only",
+    reqs=("LNK-2", "LNK-1", "REV-2", "VAL-1"),
+    world=base_world(phone_linkage="per_kind"),
+)
+def _card_auth_per_kind() -> list[Expect]:
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.RevokeCardCertificate(person="P1", kind=AUTH)),
+        auth("D1"),  # until the sweep, after the cascade delay (REV-2)
+        # A phone auth certificate would follow a revoked card certificate: not issued (ASM-PHONE-LINKAGE).
+        E(A.Apply(person="P1", phone="D1", kinds=frozenset({AUTH}), auth_pin=APIN2, consent=True), "CARD_AUTH_CERT_NOT_VALID"),
+        E(A.AdvanceTime(minutes=DAY)),
+        auth("D1", "CERT_REVOKED"),
+        sign("D1"),
+        E(A.IssueCardCertificate(person="P1", kind=AUTH)),
+        E(A.Apply(person="P1", phone="D1", kinds=frozenset({AUTH}), auth_pin=APIN2)),
+        E(A.AdvanceTime(minutes=5)),
+        E(A.DeliverIssuancePush(person="P1")),
+        E(A.Register(person="P1", phone="D1")),
+        E(A.SetPin(phone="D1", kind=AUTH)),
+        auth("D1", pin=APIN2),
+        # The card signing certificate's revocation now reaches the phone signing certificate only.
+        E(A.ChangePersonalData(person="P1")),
+        E(A.AdvanceTime(minutes=DAY)),
+        sign("D1", "CERT_REVOKED"),
+        auth("D1", pin=APIN2),
+    ]
+
+
+@scenario(
+    "card-auth-revocation-cascades-either",
+    "Linkage to either card certificate: revoking the card auth certificate revokes both phone certificates",
+    reqs=("LNK-2", "LNK-1", "REV-2"),
+    world=base_world(phone_linkage="either"),
+)
+def _card_auth_either() -> list[Expect]:
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.RevokeCardCertificate(person="P1", kind=AUTH)),
+        E(A.AdvanceTime(minutes=DAY)),
+        auth("D1", "CERT_REVOKED"),
+        sign("D1", "CERT_REVOKED"),
+        # Every phone certificate follows the card auth certificate too, so none is issued without one in force.
+        E(A.Apply(person="P1", phone="D1", kinds=frozenset({SIGNING}), signing_pin=SPIN2), "CARD_AUTH_CERT_NOT_VALID"),
+        E(A.IssueCardCertificate(person="P1", kind=AUTH)),
+        E(A.Apply(person="P1", phone="D1", kinds=frozenset({SIGNING}), signing_pin=SPIN2)),
+        # Renewing the card auth certificate before registration: the registration follows the new one.
+        E(A.IssueCardCertificate(person="P1", kind=AUTH)),
+        E(A.AdvanceTime(minutes=5)),
+        E(A.DeliverIssuancePush(person="P1")),
+        E(A.Register(person="P1", phone="D1")),
+        E(A.SetPin(phone="D1", kind=SIGNING)),
+        sign("D1", pin=SPIN2),
+        E(A.RevokeCardCertificate(person="P1", kind=AUTH)),
+        E(A.AdvanceTime(minutes=DAY)),
+        sign("D1", "CERT_REVOKED", pin=SPIN2),
     ]
 
 
@@ -513,7 +583,7 @@ def _biometrics() -> list[Expect]:
         E(A.Authenticate(phone="D1", sp="portal", method=bio)),
         E(A.Sign(phone="D1", sp="portal", method=bio), "OS_AUTH_NOT_ALLOWED"),
         # Android 10 without Class 3 biometrics: neither the OS credential nor biometrics.
-        E(A.RevokeWithCard(person="P1")),
+        E(A.RevokeWithCard(person="P1"), deletion_warning=True),
         *onboard("P1", "D4"),
         E(A.EnrollOsAuth(phone="D4", pin=APIN), "OS_AUTH_NOT_ALLOWED"),
         E(A.Authenticate(phone="D4", sp="portal", method=osc), "OS_AUTH_NOT_ALLOWED"),
@@ -801,4 +871,75 @@ def _renewed_while_lost() -> list[Expect]:
         E(A.AdvanceTime(minutes=DAY)),
         auth("D1", "CERT_REVOKED"),
         sign("D1", "CERT_REVOKED"),
+    ]
+
+
+@scenario(
+    "card-found-fresh-expiry",
+    "A found card's signing certificate re-issued with a fresh expiry (variant card_found_fresh_expiry): the resumed "
+    "phone auth certificate keeps its own, earlier expiry",
+    reqs=("SUS-3", "VAL-1", "VAL-2", "SUS-2"),
+    world=base_world(card_found_fresh_expiry=True),
+)
+def _card_found_fresh_expiry() -> list[Expect]:
+    # P1 (born 15 June 1990) is issued card certificates on 1 April 2026, valid to 00:00 on 16 June 2030. The card is
+    # lost and found on 20 June 2026, after a birthday: re-issued then, the card signing certificate runs to 16 June 2031
+    # (003 FAQ 1: from the day of issue to the 5th birthday).
+    found = 80 * DAY + 9 * HOUR + 5
+    old_end, new_end = from_datetime(datetime(2030, 6, 16)), from_datetime(datetime(2031, 6, 16))
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.AdvanceTime(minutes=found - (9 * HOUR + 5))),
+        E(A.ReportCardLost(person="P1")),
+        E(A.CardFound(person="P1")),
+        # ASM-CARD-FOUND: the re-issued certificate runs later than the held phone certificates; they are resumed all
+        # the same (the phone auth certificate keeps the expiry written in it, VAL-1 as "never later").
+        E(A.ResumeFromApp(person="P1", phone="D1", signing_pin=SPIN2), push_due=found + 5),
+        auth("D1"),
+        E(A.AdvanceTime(minutes=5)),
+        E(A.DeliverIssuancePush(person="P1")),
+        E(A.Register(person="P1", phone="D1")),  # the new phone signing certificate takes the new expiry
+        E(A.SetPin(phone="D1", kind=SIGNING)),
+        sign("D1", pin=SPIN2),
+        E(A.AdvanceTime(minutes=old_end - (found + 5))),
+        auth("D1", "CERT_EXPIRED"),
+        E(A.UseCard(person="P1", kind=AUTH, sp="portal"), "CERT_EXPIRED"),
+        sign("D1", pin=SPIN2),
+        E(A.UseCard(person="P1", kind=SIGNING, sp="portal")),
+        E(A.AdvanceTime(minutes=new_end - old_end)),
+        sign("D1", "CERT_EXPIRED", pin=SPIN2),
+    ]
+
+
+# --- hours -------------------------------------------------------------------------------------------------
+
+
+@scenario(
+    "call-centre-and-office-at-any-hour",
+    "Lost phone and lost card reported at 02:30 on a Sunday, card and phone found at the office at 23:00: the spec "
+    "has no opening hours (ASM-SERVICE-HOURS); only the push waits for 08:00",
+    reqs=("OPS-1", "SUS-1", "SUS-2", "SUS-3", "ISS-7"),
+)
+def _any_hour() -> list[Expect]:
+    # 1 April 2026 is a Wednesday; Sunday 5 April starts at day 4.
+    night, late, monday = 4 * DAY + 2 * HOUR + 30, 4 * DAY + 23 * HOUR, 5 * DAY + 8 * HOUR
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.AdvanceTime(minutes=night - (9 * HOUR + 5))),
+        # 003: the call centre suspends for a lost phone 24 hours a day, 365 days a year.
+        E(A.ReportPhoneLost(person="P1")),
+        # 003 names no hours for a lost card; the spec takes it at any hour too.
+        E(A.ReportCardLost(person="P1")),
+        E(A.AdvanceTime(minutes=late - night)),
+        # The office steps: 002 mentions opening hours (開庁時間) but gives none; the spec models none.
+        E(A.CardFound(person="P1")),
+        E(A.ResumeFromApp(person="P1", phone="D1", signing_pin=SPIN2), push_due=monday),
+        E(A.PhoneFound(person="P1")),
+        auth("D1"),
+        E(A.AdvanceTime(minutes=monday - 1 - late)),
+        E(A.DeliverIssuancePush(person="P1"), "PUSH_NOT_DUE", push_due=monday),
+        E(A.AdvanceTime(minutes=1)),
+        E(A.DeliverIssuancePush(person="P1")),
     ]

@@ -175,9 +175,12 @@ def progress_actions(world: World, state: State) -> list[A.Action]:
     for p in state.persons:
         if any(c.status is CertStatus.ACTIVE for c in state.live_phone_certs(p)):
             out += [A.ReportPhoneLost(person=p), A.ReportCardLost(person=p), A.RevokeWithCard(person=p)]
-        card = state.card_cert(p, Kind.SIGNING)
-        if card is None or not card.live(now):
-            out.append(A.IssueCardCertificate(person=p, kind=Kind.SIGNING))
+        # The card auth certificate matters to the phone certificates only where they follow it (ASM-PHONE-LINKAGE).
+        auth_matters = any(Kind.AUTH in world.variants.phone_linkage.follows(k) for k in Kind)
+        for kind in (Kind.SIGNING, Kind.AUTH) if auth_matters else (Kind.SIGNING,):
+            card = state.card_cert(p, kind)
+            if card is None or not card.live(now):
+                out.append(A.IssueCardCertificate(person=p, kind=kind))
     return out
 
 

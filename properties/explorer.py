@@ -66,11 +66,18 @@ class Scope:
     """Include lost phone / lost card reports and their resumption."""
     card_issues: int = 1
     """How many more card certificates each person may be issued (renewal, data change) in a run."""
+    card_auth: bool = False
+    """Also revoke and renew the card auth certificate (under the phone_linkage variant per_kind or either, the phone
+    certificates follow it; as launched it touches no phone certificate)."""
     phone_certs: int = 4
     """How many phone certificates each person may be issued in a run."""
     pins: bool = True
     """Include wrong PIN entries, PIN initialisation and PIN setting."""
     variants: Variants = field(default_factory=Variants)
+    birth: date = date(1990, 6, 15)
+    """Every person's birth date (one for all, so that persons stay interchangeable). A birthday inside the time horizon
+    (e.g. 2 April, the day after the epoch) gives a card certificate issued after it a later expiry (VAL-2), which is
+    what card_found_fresh_expiry needs to make a difference."""
     symmetry: bool = True
     expiry: bool = False
     """Also jump straight to the next certificate expiry (beyond the horizon), to explore what follows it."""
@@ -93,14 +100,16 @@ class Scope:
         return (
             f"{self.persons} persons, {self.phones} phones, kinds={self.kinds}, depth<={self.depth}, "
             f"time horizon {self.horizon_minutes // HOUR} h, card issues<={self.card_issues}, phone certs<={self.phone_certs}, "
-            f"holds={'on' if self.holds else 'off'}, "
-            f"pins={'on' if self.pins else 'off'}, symmetry={'on' if self.symmetry else 'off'}, start={self.start}"
+            f"holds={'on' if self.holds else 'off'}, card auth={'on' if self.card_auth else 'off'}, "
+            f"pins={'on' if self.pins else 'off'}, symmetry={'on' if self.symmetry else 'off'}, start={self.start}, "
+            f"born {self.birth.isoformat()}"
+            + "".join(f", {n}={v}" for n, v in self.variants.to_json().items() if v != Variants().to_json()[n])
         )
 
 
 def scope_world(scope: Scope) -> World:
     """The world of a scope: interchangeable persons (same birthday) and phones; phone i held by person i, the rest unheld."""
-    persons = tuple(PersonSpec(id=f"P{i + 1}", birth=date(1990, 6, 15)) for i in range(scope.persons))
+    persons = tuple(PersonSpec(id=f"P{i + 1}", birth=scope.birth) for i in range(scope.persons))
     phones = tuple(
         PhoneSpec(id=f"D{i + 1}", se_id=f"SE-{i + 1:04d}", initial_holder=persons[i].id if i < scope.persons else None)
         for i in range(scope.phones)
@@ -181,6 +190,10 @@ def alphabet(world: World, state: State, scope: Scope) -> Iterator[A.Action]:
         yield A.ChangePersonalData(person=p)
         if sum(1 for c in state.card_certs.values() if c.person == p) < 2 + scope.card_issues:
             yield A.IssueCardCertificate(person=p, kind=Kind.SIGNING)
+            if scope.card_auth:
+                yield A.IssueCardCertificate(person=p, kind=Kind.AUTH)
+        if scope.card_auth:
+            yield A.RevokeCardCertificate(person=p, kind=Kind.AUTH)
         yield A.RevokeWithCard(person=p)
         if scope.holds:
             yield A.ReportPhoneLost(person=p)
@@ -313,7 +326,8 @@ def canonical_key(world: World, state: State, pmap: dict[str, str], dmap: dict[s
     for c in sorted(state.card_certs.values(), key=cert_sort):
         key.append(("card", *record(c)))
     for c in sorted(state.phone_certs.values(), key=cert_sort):
-        links = (se_name[c.se_id], n(c.card_serial), n(c.key_id), n(c.commitment), n(c.presented_r), n(c.push_token))
+        follows = tuple(sorted(n(s) for s in c.follows))  # type: ignore[type-var]
+        links = (se_name[c.se_id], n(c.card_serial), follows, n(c.key_id), n(c.commitment), n(c.presented_r), n(c.push_token))
         key.append(("phone", *record(c), *links))
     key.append(tuple(sorted((n(s), se_name[se]) for s, se in state.linkage.items())))
     key.append(

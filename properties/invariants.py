@@ -120,23 +120,47 @@ def _one_se(world: World, obs: Observation) -> list[str]:
 
 @_state("phone_cert_linked_to_card_signing", "LNK-1", "LNK-2")
 def _linked(world: World, obs: Observation) -> list[str]:
-    """Every phone certificate is linked to a card signing certificate of the same person."""
+    """Every phone certificate is linked to a card signing certificate of the same person, and follows exactly the
+    card certificates of that person the phone_linkage variant names for its kind (ASM-PHONE-LINKAGE): by default,
+    the card signing certificate it is linked to."""
     out = []
     for c in _phone_certs(obs):
         card = obs.cert(c.card_serial) if c.card_serial is not None else None
         if card is None or card.profile is not Profile.CARD or card.kind is not Kind.SIGNING or card.person != c.person:
             out.append(f"phone certificate {c.serial} of {c.person} is linked to {c.card_serial}, not a card signing certificate of theirs")
+        followed = [obs.cert(s) for s in sorted(c.followed())]
+        kinds = sorted(f.kind.value for f in followed if f is not None and f.profile is Profile.CARD and f.person == c.person)
+        want = sorted(k.value for k in world.variants.phone_linkage.follows(c.kind))
+        signing = [f.serial for f in followed if f is not None and f.kind is Kind.SIGNING]
+        if kinds != want or len(followed) != len(want) or (signing and signing != [c.card_serial]):
+            got = "nothing reported (read as its card signing certificate)" if c.follows is None else str(sorted(c.follows))
+            out.append(
+                f"phone {c.kind.value} certificate {c.serial} of {c.person} (linked to {c.card_serial}) follows {got}, "
+                f"not the card {' and '.join(want)} certificate(s) it was issued with ({world.variants.phone_linkage.value})"
+            )
     return out
+
+
+def _followed(obs: Observation, c: CertView) -> list[CertView]:
+    """The card certificates on record that phone certificate c follows."""
+    return [f for s in sorted(c.followed()) if (f := obs.cert(s)) is not None]
 
 
 @_state("phone_expiry_is_card_expiry", "VAL-1", "VAL-2")
 def _expiry(world: World, obs: Observation) -> list[str]:
-    """A phone certificate expires exactly when the card signing certificate it is linked to does."""
+    """A phone certificate expires exactly when the earliest card certificate it follows does; with the variant
+    card_found_fresh_expiry, one re-linked to a card signing certificate issued no earlier than itself (resumed after a
+    found card, ASM-CARD-FOUND) may expire before it, never after."""
     out = []
     for c in _phone_certs(obs):
-        card = obs.cert(c.card_serial) if c.card_serial is not None else None
-        if card is not None and card.expiry != c.expiry:
-            out.append(f"phone certificate {c.serial} expires at {c.expiry}, its card certificate {card.serial} at {card.expiry}")
+        followed = _followed(obs, c)
+        if not followed:
+            continue
+        first = min(followed, key=lambda f: (f.expiry, f.serial))
+        relinked = any(f.kind is Kind.SIGNING and f.issued_at >= c.issued_at for f in followed)
+        if c.expiry == first.expiry or (world.variants.card_found_fresh_expiry and relinked and c.expiry < first.expiry):
+            continue
+        out.append(f"phone certificate {c.serial} expires at {c.expiry}, its card certificate {first.serial} at {first.expiry}")
     return out
 
 
@@ -151,31 +175,32 @@ def _unique(world: World, obs: Observation) -> list[str]:
 
 @_state("cascade_within_delay", "REV-2")
 def _cascade(world: World, obs: Observation) -> list[str]:
-    """No phone certificate is in force once the cascade delay has passed since its card signing certificate was revoked."""
+    """No phone certificate is in force once the cascade delay has passed since a card certificate it follows was revoked."""
     delay = world.variants.cascade_delay_minutes
     out = []
     for c in _phone_certs(obs):
-        card = obs.cert(c.card_serial) if c.card_serial is not None else None
-        if (
-            card is not None
-            and card.status is CertStatus.REVOKED
-            and card.reason in CASCADING_REASONS
-            and card.revoked_at is not None
-            and obs.now >= card.revoked_at + delay
-            and c.status is not CertStatus.REVOKED
-        ):
-            out.append(f"phone certificate {c.serial} not revoked though card certificate {card.serial} was revoked at {card.revoked_at}")
+        for card in _followed(obs, c):
+            if (
+                card.status is CertStatus.REVOKED
+                and card.reason in CASCADING_REASONS
+                and card.revoked_at is not None
+                and obs.now >= card.revoked_at + delay
+                and c.status is not CertStatus.REVOKED
+            ):
+                out.append(
+                    f"phone certificate {c.serial} not revoked though card certificate {card.serial} was revoked at {card.revoked_at}"
+                )
     return out
 
 
 @_state("card_hold_holds_phone", "SUS-2")
 def _card_hold(world: World, obs: Observation) -> list[str]:
-    """While a card signing certificate is suspended, no phone certificate linked to it is active."""
+    """While a card certificate is suspended, no phone certificate that follows it is in force."""
     out = []
     for c in _phone_certs(obs):
-        card = obs.cert(c.card_serial) if c.card_serial is not None else None
-        if card is not None and card.status is CertStatus.SUSPENDED and c.status is CertStatus.ACTIVE:
-            out.append(f"phone certificate {c.serial} active while card certificate {card.serial} is suspended")
+        for card in _followed(obs, c):
+            if card.status is CertStatus.SUSPENDED and c.in_force(obs.now):
+                out.append(f"phone certificate {c.serial} active while card certificate {card.serial} is suspended")
     return out
 
 

@@ -23,7 +23,7 @@ import multiprocessing
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -96,6 +96,9 @@ class _Engine:
     def effect(self, inst_name: str) -> tuple[z3.ArithRef, ZState]:
         if inst_name not in self._effects:
             inst = next(i for i in INSTANCES if i.name == inst_name)
+            # The same names for an instance's bound variables and choices whatever was built before it in this process,
+            # so that a query is the same formula in every run and every worker (the solver's time depends on names).
+            z3_encoding._counter = itertools.count()
             self._effects[inst_name] = self.enc.effect(inst, self.pre, self.a)
         return self._effects[inst_name]
 
@@ -118,16 +121,36 @@ class _Engine:
             goal = (Z_STATE | LEMMAS)[target].formula(self.enc, post)
             if target in hyps and goal.eq(self.hyp[target]):
                 return "unsat", frozenset({target}), time.perf_counter() - started  # the step leaves it alone
+        # Nearly every query is answered in milliseconds with every hypothesis. A few get lost among the quantified
+        # hypotheses they do not need (minutes, depending on term names and order) while the conjunct itself and the
+        # bookkeeping lemmas prove them at once. So: every hypothesis briefly, then those few, then every hypothesis with
+        # the whole time limit. Fewer hypotheses can only make "unsat" harder to reach: an "unsat" is a proof either
+        # way, and its core names the hypotheses it used.
+        few = hyps & ({target} | _FEW_HYPOTHESES)
+        if target not in Z_TRANSITION and few != hyps and timeout_ms >= 4 * _BRIEF_MS:
+            for using, limit in ((hyps, _BRIEF_MS), (few, _BRIEF_MS)):
+                r, core = self._check(inst, goal, using, limit)
+                if r == "unsat":
+                    return r, core, time.perf_counter() - started
+        r, core = self._check(inst, goal, hyps, timeout_ms)
+        return r, core, time.perf_counter() - started
+
+    def _check(self, inst: z3_encoding.Instance, goal: z3.BoolRef, hyps: frozenset[str], timeout_ms: int) -> tuple[str, frozenset[str]]:
         solver = z3.Solver()
         solver.set("timeout", timeout_ms)
-        for h in hyps:
+        for h in sorted(hyps):  # a fixed order: a set's order changes with the string hash seed, and the solver's time with it
             solver.add(z3.Implies(self.lits[h], self.hyp[h]))
         solver.add(self.enc.param_ok(inst, self.pre, self.a), z3.Not(goal))
-        r = solver.check(*[self.lits[h] for h in hyps])
+        r = solver.check(*[self.lits[h] for h in sorted(hyps)])
         core: frozenset[str] = frozenset()
         if r == z3.unsat:
             core = frozenset(str(x)[2:] for x in solver.unsat_core())
-        return str(r), core, time.perf_counter() - started
+        return str(r), core
+
+
+_FEW_HYPOTHESES = frozenset({"lemma_fresh_values", "lemma_status_bookkeeping", "lemma_current_cards"})
+"""The hypotheses a query tries on their own with the target itself when every hypothesis takes long (_Engine.query)."""
+_BRIEF_MS = 2000
 
 
 _ENGINES: dict[tuple[Any, ...], _Engine] = {}
@@ -153,6 +176,8 @@ class InductionResult:
     """Transition invariant -> None if it holds on every step from J, else the failing instance."""
     seconds: dict[str, float] = field(default_factory=dict)
     queries: int = 0
+    cores: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    """(conjunct or transition invariant, instance) -> the conjuncts its proof used (unsat core), for variant_delta."""
 
 
 def _variant_dict(v: Variants) -> dict[str, Any]:
@@ -214,29 +239,39 @@ def houdini(variants: Variants, *, bug: str | None = None, timeout: float = 20.0
                 if bad is None:
                     kept.add(d)
                     del dropped[d]
+                    cores.update({(d, i): c for _t, i, _r, c, _s in res})
                     again = True
                 else:
                     dropped[d] = bad
         trans: dict[str, str | None] = {}
         tjobs = [(t, i, frozenset(kept)) for t in Z_TRANSITION for i in names]
-        for target, inst, r, _core, secs in run_jobs(tjobs):
+        for target, inst, r, core, secs in run_jobs(tjobs):
             seconds[target] += secs
+            cores[(target, inst)] = core
             if r != "unsat" and trans.get(target) is None:
                 trans[target] = f"{inst} ({r})"
             trans.setdefault(target, None)
     finally:
         if pool is not None:
             pool.shutdown()
-    return InductionResult(kept=kept, dropped=dropped, transition=trans, seconds=seconds, queries=queries)
+    return InductionResult(kept=kept, dropped=dropped, transition=trans, seconds=seconds, queries=queries, cores=cores)
 
 
 def variant_delta(
-    base: InductionResult, variants: Variants, *, timeout: float = 20.0, base_variants: Variants | None = None
+    base: InductionResult,
+    variants: Variants,
+    *,
+    timeout: float = 20.0,
+    base_variants: Variants | None = None,
+    jobs: int = 1,
 ) -> tuple[list[str], dict[str, str]]:
-    """Re-prove for another variant setting only where it matters: the instances whose effect differs
-    (compared as terms) are checked against the base's inductive invariant; the rest are the same queries.
+    """Re-prove for another variant setting only where it matters, against the base's inductive invariant.
 
-    Returns the changed instances and the failures (conjunct or transition invariant -> instance)."""
+    A query (conjunct or transition invariant, instance) is asked again when the instance's effect differs (compared
+    as terms), when the target's formula differs (a variant read by an invariant, e.g. phone_linkage), or when the base
+    proof of it used a conjunct whose formula differs (its unsat core); every other query is the same as in the base,
+    with the same answer. Returns the changed instances and the failures (conjunct or transition invariant -> instance).
+    """
     a_eng, b_eng = _Engine(base_variants or Variants(), None), _Engine(variants, None)
     changed = []
     for inst in INSTANCES:
@@ -248,15 +283,40 @@ def variant_delta(
         # Both engines name their constants alike, so equal effects are equal terms.
         if not ca.eq(cb) or any(not pa.f[n].eq(pb.f[n]) for n in FIELDS):
             changed.append(inst.name)
-    failures: dict[str, str] = {}
+    # Formulas are built with the same deterministic bound names, so an invariant the variant does not read is equal.
+    formula_changed = {n for n in base.kept if not a_eng.hyp[n].eq(b_eng.hyp[n])}
+    for t, z in Z_TRANSITION.items():
+        for inst in INSTANCES:
+            ca, pa = a_eng.effect(inst.name)
+            cb, pb = b_eng.effect(inst.name)
+            if not z.formula(a_eng.enc, inst, a_eng.pre, a_eng.a, ca, pa).eq(z.formula(b_eng.enc, inst, b_eng.pre, b_eng.a, cb, pb)):
+                formula_changed.add(t)
     hyps = frozenset(base.kept)
-    for name in changed:
-        for target in (*sorted(base.kept), *Z_TRANSITION):
-            r, _core, _s = b_eng.query(target, name, hyps, int(timeout * 1000))
-            if r == "unknown":  # ran out of time (a loaded machine): once more with four times the limit
-                r, _core, _s = b_eng.query(target, name, hyps, int(4 * timeout * 1000))
-            if r != "unsat":
-                failures[target] = f"{name} ({r})"
+    todo: list[tuple[str, str]] = [(t, "<init>") for t in sorted(formula_changed & hyps)]
+    for target in (*sorted(base.kept), *Z_TRANSITION):
+        for inst in INSTANCES:
+            core = base.cores.get((target, inst.name))
+            if inst.name in changed or target in formula_changed or core is None or core & formula_changed:
+                todo.append((target, inst.name))
+    vd = _variant_dict(variants)
+    tms = int(timeout * 1000)
+    failures: dict[str, str] = {}
+
+    def ask(items: list[tuple[str, str]], limit: int) -> list[tuple[str, str, str, frozenset[str], float]]:
+        if jobs <= 1:
+            return [(t, i, *b_eng.query(t, i, hyps, limit)) for t, i in items]
+        payload = [(vd, None, t, i, hyps, limit) for t, i in items]
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return list(pool.map(_work, payload, chunksize=4))
+
+    results = ask(todo, tms)
+    retry = [(t, i) for t, i, r, _c, _s in results if r == "unknown"]  # ran out of time (a loaded machine): once more, 4x
+    answers = {(t, i): r for t, i, r, _c, _s in results}
+    if retry:
+        answers.update({(t, i): r for t, i, r, _c, _s in ask(retry, 4 * tms)})
+    for (target, inst), r in answers.items():
+        if r != "unsat" and target not in failures:
+            failures[target] = f"{inst} ({r})"
     return changed, failures
 
 
@@ -631,7 +691,7 @@ def prove(
 def render(report: ProofReport) -> str:
     """The report as a text table."""
     lines = []
-    vs = ", ".join(f"{n}={getattr(report.variants, n)}" for n in Variants.names())
+    vs = ", ".join(f"{n}={v}" for n, v in report.variants.to_json().items())
     lines.append(f"variants: {vs}" + (f"; seeded bug: {report.bug}" if report.bug else ""))
     w = max(len(r.invariant) for r in report.rows)
     lines.append(f"{'invariant':<{w}}  {'requirements':<24} {'method':<28} {'result':<9} {'scope':<34} {'time':>7}")
@@ -651,14 +711,7 @@ def render(report: ProofReport) -> str:
 
 def parse_variants(items: list[str], base: Variants | None = None) -> Variants:
     """--variant NAME=VALUE options as Variants (over base, the defaults unless given)."""
-    values: dict[str, Any] = {}
-    for item in items:
-        name, _, value = item.partition("=")
-        if name not in Variants.names() or not value:
-            raise ValueError(f"--variant takes NAME=VALUE with NAME one of {list(Variants.names())}")
-        low = value.lower()
-        values[name] = low in ("1", "true", "yes") if low in ("0", "1", "true", "false", "yes", "no") else int(value)
-    return replace(base or Variants(), **values)
+    return Variants.parse(items, base)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -132,6 +132,8 @@ def project(world: World, state: State, num: Numbering) -> Values:
             assert isinstance(c, PhoneCert)
             v["se"][s] = num.se(c.se_id)
             v["card"][s] = c.card_serial
+            for f in c.follows:
+                v["fol_s" if state.card_certs[f].kind is Kind.SIGNING else "fol_a"][s] = f
             v["key"][s] = c.key_id
             v["commit"][s] = c.commitment
             v["presented"][s] = c.presented_r
@@ -199,7 +201,7 @@ def action_params(world: World, state: State, action: A.Action, num: Numbering) 
         p["phone"] = num.phone(g("phone"))
     if isinstance(action, A.TransferPhone):
         p["to"] = num.person(action.to)
-    if isinstance(action, A.IssueCardCertificate):
+    if isinstance(action, A.IssueCardCertificate | A.CardFound):
         p["expiry"] = fifth_birthday_expiry(world.person(action.person).birth, state.now)
     if isinstance(action, A.Apply):
         p.update(

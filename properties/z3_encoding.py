@@ -32,7 +32,7 @@ import z3
 from spec import actions as A
 from spec.assumptions import Variants
 from spec.clock import DAY, DELETION_WINDOW, PRIMARY_AUTH_INTERVAL, PUSH_DELAY, PUSH_WINDOW_CLOSE, PUSH_WINDOW_OPEN
-from spec.domain import CASCADING_REASONS, AuthMethod, CertStatus, Kind, PinStatus, RevocationReason
+from spec.domain import CASCADING_REASONS, AuthMethod, CertStatus, Kind, PhoneLinkage, PinStatus, RevocationReason
 from spec.reasons import Reason
 
 __all__ = [
@@ -104,6 +104,8 @@ FIELDS: dict[str, tuple[str, str]] = {
     "reason": ("serial", "I"),
     "se": ("serial", "I"),
     "card": ("serial", "I"),
+    "fol_s": ("serial", "I"),
+    "fol_a": ("serial", "I"),
     "key": ("serial", "I"),
     "commit": ("serial", "I"),
     "presented": ("serial", "I"),
@@ -192,7 +194,7 @@ class ZState:
 
 _NEW_RECORD_DEFAULTS = ("hold_phone", "hold_card", "has_rat", "rat", "reason")
 """Fields a new record starts with at their defaults: not held, not revoked."""
-_PHONE_ONLY = ("se", "card", "key", "commit", "presented", "ptoken")
+_PHONE_ONLY = ("se", "card", "fol_s", "fol_a", "key", "commit", "presented", "ptoken")
 """Fields only phone certificate records carry (0 on card records)."""
 
 
@@ -369,6 +371,23 @@ class Encoder:
         """PIN-3 retry limit of kind k."""
         return self.v.signing_pin_tries if k == SIG else self.v.auth_pin_tries
 
+    def follows(self, k: int) -> tuple[bool, bool]:
+        """Whether a phone certificate of kind k follows the card signing and the card auth certificate (ASM-PHONE-LINKAGE)."""
+        kinds = self.v.phone_linkage.follows(Kind.SIGNING if k == SIG else Kind.AUTH)
+        return Kind.SIGNING in kinds, Kind.AUTH in kinds
+
+    def follows_term(self, kind: z3.ArithRef) -> tuple[z3.BoolRef, z3.BoolRef]:
+        """The same for a phone certificate whose kind is a term."""
+        if self.v.phone_linkage is PhoneLinkage.PER_KIND:
+            return kind == SIG, kind == AUTH
+        sig, auth = self.follows(SIG)
+        return z3.BoolVal(sig), z3.BoolVal(auth)
+
+    @staticmethod
+    def followed(st: ZState, s: z3.ExprRef) -> tuple[z3.ArithRef, z3.ArithRef]:
+        """The card signing and card auth certificates phone record s follows (0: none of that kind)."""
+        return st.fol_s[s], st.fol_a[s]
+
     # --- shared predicates -----------------------------------------------------------------------
 
     @staticmethod
@@ -447,21 +466,20 @@ class Encoder:
         )
 
     def sweep(self, st: ZState, until: z3.ArithRef) -> ZState:
-        """The linkage sweep (REV-2, ASM-CASCADE-AT-DEADLINE): revoke at the deadline."""
+        """The linkage sweep (REV-2, ASM-CASCADE-AT-DEADLINE): revoke at the earliest deadline of a followed card certificate."""
         d = self.delay
 
+        def fires(c: z3.ArithRef) -> z3.BoolRef:
+            return z3.And(c != 0, st.status[c] == REVOKED, z3.Or(*[st.reason[c] == r for r in CASCADING]), st.rat[c] + d <= until)
+
         def due(s: z3.ArithRef) -> z3.BoolRef:
-            c = st.card[s]
-            return z3.And(
-                st.rec[s] == REC_PHONE,
-                st.status[s] != REVOKED,
-                st.status[c] == REVOKED,
-                z3.Or(*[st.reason[c] == r for r in CASCADING]),
-                st.rat[c] + d <= until,
-            )
+            cs, ca = self.followed(st, s)
+            return z3.And(st.rec[s] == REC_PHONE, st.status[s] != REVOKED, z3.Or(fires(cs), fires(ca)))
 
         def at(s: z3.ArithRef) -> z3.ArithRef:
-            t = st.rat[st.card[s]] + d
+            cs, ca = self.followed(st, s)
+            ts, ta = st.rat[cs] + d, st.rat[ca] + d
+            t = z3.If(z3.And(fires(cs), z3.Or(z3.Not(fires(ca)), ts <= ta)), ts, ta)
             return z3.If(t >= st.now, t, st.now)
 
         return self.revoke_where(st, due, REASON_INDEX[RevocationReason.CASCADE], at)
@@ -550,6 +568,14 @@ class Encoder:
         c = st.card0[p]
         b.refuse(z3.Or(c == 0, z3.Not(self.in_force(st, c))), Reason.CARD_SIGNING_CERT_NOT_VALID)
         b.refuse(z3.Not(sigok), Reason.CARD_SIGNATURE_INVALID)
+
+    def card_auth_guard(self, b: _Branches, st: ZState, p: z3.ExprRef, k0: Any, k1: Any) -> None:
+        """Where a phone certificate of a kind asked for is to follow the card auth certificate, it must be in force."""
+        needs = [asked for k, asked in ((SIG, k0), (AUTH, k1)) if self.follows(k)[1]]
+        if not needs:
+            return  # as launched, no phone certificate follows the card auth certificate
+        c = st.card1[p]
+        b.refuse(z3.And(z3.Or(*needs), z3.Or(c == 0, z3.Not(self.in_force(st, c)))), Reason.CARD_AUTH_CERT_NOT_VALID)
 
     def phone_guards(self, b: _Branches, st: ZState, ph: z3.ExprRef, online: bool = True) -> None:
         """App installed, and online where the step needs the network."""
@@ -658,7 +684,8 @@ def _card_lost(e: Encoder, inst: Instance, st: ZState, a: Params) -> Effect:
         return z3.Or(*[z3.And(ok, s == c) for c, ok in cs])
 
     def linked(s: z3.ArithRef) -> z3.BoolRef:
-        return z3.And(e.live_phone_of(st, p, s), is_card(st.card[s]))
+        cs, ca = e.followed(st, s)
+        return z3.And(e.live_phone_of(st, p, s), z3.Or(is_card(cs), is_card(ca)))
 
     return b.accept(e.hold_where(st, lambda s: z3.Or(is_card(s), linked(s)), "hold_card"))
 
@@ -671,8 +698,9 @@ def _card_found(e: Encoder, inst: Instance, st: ZState, a: Params) -> Effect:
     b.refuse(z3.Not(z3.Or(held[SIG], held[AUTH])), Reason.NOTHING_SUSPENDED)
     c0, c1 = st.card0[p], st.card1[p]
     s1 = e.revoke_one(st, c0, REASON_INDEX[RevocationReason.SUPERSEDED_AFTER_HOLD], when=held[SIG])
-    s2 = e.issue_card(s1, p, SIG, st.expiry[c0])
-    s3 = merge([(held[SIG], s2)], st)
+    # ASM-CARD-FOUND: re-issued with its expiry (card_found_fresh_expiry: a fresh one), unless that passed on hold.
+    s2 = e.issue_card(s1, p, SIG, a.expiry if e.v.card_found_fresh_expiry else st.expiry[c0])
+    s3 = merge([(z3.And(held[SIG], st.expiry[c0] > st.now), s2), (held[SIG], s1)], st)
     s4 = e.release_where(s3, lambda s: z3.And(held[AUTH], s == c1), "hold_card")
     return b.accept(s4)
 
@@ -730,6 +758,7 @@ def _apply(e: Encoder, inst: Instance, st: ZState, a: Params) -> Effect:
     b.refuse(z3.Not(z3.Or(a.k0, a.k1)), Reason.NO_KIND_SELECTED)
     b.refuse(z3.Or(z3.And(a.k1, z3.Not(a.wf_b)), z3.And(a.k0, z3.Not(a.wf_a))), Reason.PIN_FORMAT_INVALID)
     e.card_signature_guard(b, st, p, a.sigok)
+    e.card_auth_guard(b, st, p, a.k0, a.k1)
 
     def other(s: z3.ArithRef) -> z3.BoolRef:
         return z3.And(e.live_phone_of(st, p, s), st.se[s] != ph)
@@ -761,15 +790,21 @@ def _issuance_push(e: Encoder, inst: Instance, st: ZState, a: Params) -> Effect:
 
 def _new_phone_cert(e: Encoder, st: ZState, pre: ZState, p: Any, ph: Any, k: int, key: Any, serial: Any, c: Any, when: Any) -> ZState:
     """Write one phone certificate record and its slot (ISS-5, ISS-6, LNK-2, VAL-1, PIN-2)."""
+    sig, auth = e.follows(k)  # ASM-PHONE-LINKAGE; it expires with the earliest it follows (VAL-1)
+    ca = pre.card1[p]
+    es, ea = pre.expiry[c], pre.expiry[ca]
+    expiry = es if not auth else ea if not sig else z3.If(es <= ea, es, ea)
     vals: dict[str, Any] = {
         "rec": REC_PHONE,
         "person": p,
         "kind": k,
         "issued": pre.now,
-        "expiry": pre.expiry[c],
+        "expiry": expiry,
         "status": ACTIVE,
         "se": ph,
         "card": c,
+        "fol_s": c if sig else 0,
+        "fol_a": ca if auth else 0,
         "key": key,
         "commit": pre.app_commit[p],
         "presented": pre.nonce[ph],
@@ -793,6 +828,7 @@ def _register(e: Encoder, inst: Instance, st: ZState, a: Params) -> Effect:
     b.refuse(z3.Not(st.app_notified[p]), Reason.NOT_NOTIFIED)
     c = st.card0[p]
     b.refuse(z3.Or(c == 0, c != st.app_card[p], z3.Not(e.in_force(st, c))), Reason.CARD_SIGNING_CERT_NOT_VALID)
+    e.card_auth_guard(b, st, p, st.app_k0[p], st.app_k1[p])
     b.refuse(z3.Not(st.applet[ph]), Reason.APPLET_NOT_READY)
     b.refuse(z3.Or(st.nonce[ph] == 0, st.nonce[ph] != st.app_commit[p]), Reason.COMMITMENT_MISMATCH)
     k0, k1 = st.app_k0[p], st.app_k1[p]
@@ -1009,10 +1045,16 @@ def _resume(e: Encoder, inst: Instance, st: ZState, a: Params) -> Effect:
 
     c = st.card0[p]
 
+    def continues(s: z3.ArithRef) -> z3.BoolRef:
+        # ASM-CARD-FOUND: a followed card signing certificate was re-issued on the card's finding (same expiry, or with
+        # card_found_fresh_expiry no earlier); a followed card auth certificate is in force.
+        cs, ca = e.followed(st, s)
+        later = st.expiry[c] >= st.expiry[cs] if e.v.card_found_fresh_expiry else st.expiry[c] == st.expiry[cs]
+        reissued = z3.And(st.reason[cs] == REASON_INDEX[RevocationReason.SUPERSEDED_AFTER_HOLD], later)
+        return z3.And(z3.Or(cs == 0, reissued), z3.Or(ca == 0, e.in_force(st, ca)))
+
     def held(s: z3.ArithRef) -> z3.BoolRef:
-        # ASM-CARD-FOUND: only those whose card signing certificate was re-issued on the card's finding (same expiry).
-        continued = z3.And(st.reason[st.card[s]] == REASON_INDEX[RevocationReason.SUPERSEDED_AFTER_HOLD], st.expiry[c] == st.expiry[s])
-        return z3.And(e.live_phone_of(st, p, s), st.hold_card[s], continued)
+        return z3.And(e.live_phone_of(st, p, s), st.hold_card[s], continues(s))
 
     def signing(s: z3.ArithRef) -> z3.BoolRef:
         return z3.And(held(s), st.kind[s] == SIG)
@@ -1027,7 +1069,8 @@ def _resume(e: Encoder, inst: Instance, st: ZState, a: Params) -> Effect:
         return z3.And(held(s), st.kind[s] == AUTH)
 
     s1 = e.release_where(st, auth, "hold_card")
-    s1 = s1.set(card=_lam(s1.card, auth, lambda s: c))  # ASM-CARD-FOUND: re-linked, same expiry
+    # ASM-CARD-FOUND: re-linked to the new card signing certificate, keeping its own expiry.
+    s1 = s1.set(card=_lam(s1.card, auth, lambda s: c), fol_s=_lam(s1.fol_s, lambda s: z3.And(auth(s), st.fol_s[s] != 0), lambda s: c))
     s2 = e.revoke_where(s1, signing, REASON_INDEX[RevocationReason.SUSPENDED_SIGNING])
     s3 = s2.set(linkage=z3.Store(s2.linkage, c, ph))
     s4 = e.start_application(s3, p, ph, z3.BoolVal(True), z3.BoolVal(False), {SIG: a.pin_a}, a.due)
@@ -1139,7 +1182,7 @@ def _instances() -> tuple[Instance, ...]:
     out += [
         Instance("ChangePersonalData", A.ChangePersonalData, params=_P),
         Instance("ReportCardLost", A.ReportCardLost, params=_P),
-        Instance("CardFound", A.CardFound, params=_P),
+        Instance("CardFound", A.CardFound, params=(*_P, "expiry")),
         Instance("InstallApp", A.InstallApp, params=_D),
         Instance("UninstallApp", A.UninstallApp, params=_D),
         Instance("PrepareApplet", A.PrepareApplet, params=_D),

@@ -88,18 +88,44 @@ def _one_se(e: Encoder, st: ZState) -> z3.BoolRef:
     )
 
 
+def _card_of(st: ZState, c: z3.ArithRef, s: z3.ArithRef, k: int) -> z3.BoolRef:
+    """c names a card record of kind k of phone record s's person."""
+    return z3.And(st.rec[c] == REC_CARD, st.kind[c] == k, st.person[c] == st.person[s])
+
+
 def _linked(e: Encoder, st: ZState) -> z3.BoolRef:
     def ok(s: z3.ArithRef) -> z3.BoolRef:
-        c = st.card[s]
-        return z3.Implies(_phone(st, s), z3.And(st.rec[c] == REC_CARD, st.kind[c] == SIG, st.person[c] == st.person[s]))
+        sig, auth = e.follows_term(st.kind[s])
+        cs, ca = e.followed(st, s)
+        return z3.Implies(
+            _phone(st, s),
+            z3.And(
+                _card_of(st, st.card[s], s, SIG),
+                z3.If(sig, cs == st.card[s], cs == 0),
+                z3.If(auth, _card_of(st, ca, s, AUTH), ca == 0),
+            ),
+        )
 
     return e.dom.forall(("serial",), ok)
 
 
+def _present(st: ZState, c: z3.ArithRef) -> z3.BoolRef:
+    return z3.And(c != 0, st.rec[c] != REC_NONE)
+
+
 def _expiry(e: Encoder, st: ZState) -> z3.BoolRef:
-    return e.dom.forall(
-        ("serial",), lambda s: z3.Implies(z3.And(_phone(st, s), st.rec[st.card[s]] != REC_NONE), st.expiry[st.card[s]] == st.expiry[s])
-    )
+    def ok(s: z3.ArithRef) -> z3.BoolRef:
+        cs, ca = e.followed(st, s)
+        ps, pa = _present(st, cs), _present(st, ca)
+        x = st.expiry[s]
+        not_later = z3.And(z3.Implies(ps, x <= st.expiry[cs]), z3.Implies(pa, x <= st.expiry[ca]))
+        exact = z3.And(not_later, z3.Or(z3.And(ps, x == st.expiry[cs]), z3.And(pa, x == st.expiry[ca])))
+        if e.v.card_found_fresh_expiry:  # re-linked after a found card: never later (ASM-CARD-FOUND)
+            relinked = z3.Or(*[z3.And(_present(st, c), st.kind[c] == SIG, st.issued[c] >= st.issued[s]) for c in (cs, ca)])
+            exact = z3.Or(exact, z3.And(not_later, relinked))
+        return z3.Implies(z3.And(_phone(st, s), z3.Or(ps, pa)), exact)
+
+    return e.dom.forall(("serial",), ok)
 
 
 def _unique(e: Encoder, st: ZState) -> z3.BoolRef:
@@ -109,28 +135,29 @@ def _unique(e: Encoder, st: ZState) -> z3.BoolRef:
 
 
 def _cascade(e: Encoder, st: ZState) -> z3.BoolRef:
-    def ok(s: z3.ArithRef) -> z3.BoolRef:
-        c = st.card[s]
-        return z3.Implies(
-            z3.And(
-                _phone(st, s),
-                st.rec[c] != REC_NONE,
-                st.status[c] == REVOKED,
-                z3.Or(*[st.reason[c] == r for r in CASCADING]),
-                st.has_rat[c],
-                st.now >= st.rat[c] + e.delay,
-            ),
-            st.status[s] == REVOKED,
+    def fired(c: z3.ArithRef) -> z3.BoolRef:
+        return z3.And(
+            _present(st, c),
+            st.status[c] == REVOKED,
+            z3.Or(*[st.reason[c] == r for r in CASCADING]),
+            st.has_rat[c],
+            st.now >= st.rat[c] + e.delay,
         )
+
+    def ok(s: z3.ArithRef) -> z3.BoolRef:
+        cs, ca = e.followed(st, s)
+        return z3.Implies(z3.And(_phone(st, s), z3.Or(fired(cs), fired(ca))), st.status[s] == REVOKED)
 
     return e.dom.forall(("serial",), ok)
 
 
 def _card_hold(e: Encoder, st: ZState) -> z3.BoolRef:
-    return e.dom.forall(
-        ("serial",),
-        lambda s: z3.Implies(z3.And(_phone(st, s), st.rec[st.card[s]] != REC_NONE, st.status[st.card[s]] == SUSPENDED), st.status[s] != 0),
-    )
+    def ok(s: z3.ArithRef) -> z3.BoolRef:
+        cs, ca = e.followed(st, s)
+        held = z3.Or(*[z3.And(_present(st, c), st.status[c] == SUSPENDED) for c in (cs, ca)])
+        return z3.Implies(z3.And(_phone(st, s), held), z3.Not(e.in_force(st, s)))
+
+    return e.dom.forall(("serial",), ok)
 
 
 def _pin_counter(e: Encoder, st: ZState) -> z3.BoolRef:
@@ -327,7 +354,16 @@ def _l_fresh(e: Encoder, st: ZState) -> z3.BoolRef:
     """Fresh values are above every serial, key, nonce and token in use; nothing is recorded at 0 or below."""
 
     def ser(s: z3.ArithRef) -> z3.BoolRef:
-        return z3.Implies(_phone(st, s), z3.And(st.key[s] >= 1, st.key[s] < st.fresh, st.card[s] >= 1, st.card[s] < st.fresh))
+        return z3.Implies(
+            _phone(st, s),
+            z3.And(
+                st.key[s] >= 1,
+                st.key[s] < st.fresh,
+                st.card[s] >= 1,
+                st.card[s] < st.fresh,
+                *[z3.And(f[s] >= 0, f[s] < st.fresh) for f in (st.fol_s, st.fol_a)],
+            ),
+        )
 
     def ph_ok(ph: z3.ArithRef) -> z3.BoolRef:
         return z3.And(
@@ -373,7 +409,7 @@ def _l_current_cards(e: Encoder, st: ZState) -> z3.BoolRef:
 
 
 def _l_status(e: Encoder, st: ZState) -> z3.BoolRef:
-    """Statuses are in range; revoked exactly when a revocation time is recorded, never in the future;
+    """Statuses are in range; revoked exactly when a revocation time and reason are recorded, never in the future;
     suspended (when not revoked) exactly when a hold cause is recorded; card records never carry a phone hold;
     records are issued no later than now."""
 
@@ -385,6 +421,7 @@ def _l_status(e: Encoder, st: ZState) -> z3.BoolRef:
                 st.status[s] >= 0,
                 st.status[s] <= REVOKED,
                 st.has_rat[s] == (st.status[s] == REVOKED),
+                (st.reason[s] != 0) == (st.status[s] == REVOKED),
                 z3.Implies(st.has_rat[s], st.rat[s] <= st.now),
                 z3.Implies(st.status[s] != REVOKED, (st.status[s] == SUSPENDED) == z3.Or(st.hold_phone[s], st.hold_card[s])),
                 z3.Implies(st.rec[s] == REC_CARD, z3.Not(st.hold_phone[s])),
@@ -398,14 +435,39 @@ def _l_status(e: Encoder, st: ZState) -> z3.BoolRef:
 
 
 def _l_card_hold_marks_phone(e: Encoder, st: ZState) -> z3.BoolRef:
-    """A live phone certificate linked to a suspended card signing certificate carries the card hold (SUS-2).
+    """A live phone certificate that follows a suspended card certificate carries the card hold (SUS-2).
 
     Only live ones: a phone certificate re-linked by ResumeFromApp may expire before its card
-    (see docs/prove.md), and an expired one is not held when the card is reported lost."""
-    return e.dom.forall(
-        ("serial",),
-        lambda s: z3.Implies(z3.And(_phone(st, s), st.status[st.card[s]] == SUSPENDED, e.live(st, s)), st.hold_card[s]),
-    )
+    (card_found_fresh_expiry), and an expired one is not held when the card is reported lost."""
+
+    def ok(s: z3.ArithRef) -> z3.BoolRef:
+        cs, ca = e.followed(st, s)
+        held = z3.Or(*[z3.And(c != 0, st.status[c] == SUSPENDED) for c in (cs, ca)])
+        return z3.Implies(z3.And(_phone(st, s), held, e.live(st, s)), st.hold_card[s])
+
+    return e.dom.forall(("serial",), ok)
+
+
+def _l_followed_revoked_later(e: Encoder, st: ZState) -> z3.BoolRef:
+    """A card certificate a phone certificate follows was revoked (if at all) no earlier than the phone certificate was issued."""
+
+    def ok(s: z3.ArithRef) -> z3.BoolRef:
+        return z3.And(
+            *[z3.Implies(z3.And(_phone(st, s), c != 0, st.status[c] == REVOKED), st.rat[c] >= st.issued[s]) for c in e.followed(st, s)]
+        )
+
+    return e.dom.forall(("serial",), ok)
+
+
+def _l_older_card_signing_revoked(e: Encoder, st: ZState) -> z3.BoolRef:
+    """Every card signing certificate of a person but the current one is revoked, no later than the current one was issued."""
+
+    def ok(p: z3.ArithRef, t: z3.ArithRef) -> z3.BoolRef:
+        c = st.card0[p]
+        older = z3.And(st.rec[t] == REC_CARD, st.kind[t] == SIG, st.person[t] == p, t != c)
+        return z3.Implies(older, z3.And(c != 0, st.status[t] == REVOKED, st.rat[t] <= st.issued[c]))
+
+    return e.dom.forall(("person", "serial"), ok)
 
 
 def _l_application(e: Encoder, st: ZState) -> z3.BoolRef:
@@ -456,6 +518,8 @@ LEMMAS: dict[str, ZInvariant] = {
         ZInvariant("lemma_current_cards", _l_current_cards),
         ZInvariant("lemma_status_bookkeeping", _l_status),
         ZInvariant("lemma_card_hold_marks_phone", _l_card_hold_marks_phone),
+        ZInvariant("lemma_followed_revoked_after_issue", _l_followed_revoked_later),
+        ZInvariant("lemma_older_card_signing_revoked", _l_older_card_signing_revoked),
         ZInvariant("lemma_application", _l_application),
         ZInvariant("lemma_pin_status_range", _l_pin_status),
         ZInvariant("lemma_deletions_revoked", _l_deletions),
@@ -472,7 +536,15 @@ def init_formula(e: Encoder, st: ZState) -> z3.BoolRef:
             z3.Or(st.rec[s] == REC_NONE, st.rec[s] == REC_CARD),
             z3.Implies(
                 st.rec[s] == REC_CARD,
-                z3.And(st.status[s] == 0, z3.Not(st.hold_phone[s]), z3.Not(st.hold_card[s]), z3.Not(st.has_rat[s]), st.issued[s] == 0),
+                z3.And(
+                    st.status[s] == 0,
+                    z3.Not(st.hold_phone[s]),
+                    z3.Not(st.hold_card[s]),
+                    z3.Not(st.has_rat[s]),
+                    st.reason[s] == 0,
+                    st.issued[s] == 0,
+                    z3.Or(*[z3.And(st.kind[s] == k, st.card_of(k)[st.person[s]] == s) for k in KINDS]),
+                ),
             ),
             z3.Implies(st.rec[s] != REC_NONE, z3.And(s < st.fresh, st.kind[s] >= 0, st.kind[s] <= AUTH)),
         )

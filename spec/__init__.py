@@ -1,4 +1,12 @@
-"""mjpki's executable specification of the smartphone JPKI lifecycle: pure, deterministic, no I/O."""
+"""mjpki's executable specification of the smartphone JPKI lifecycle: pure, deterministic, no I/O.
+
+The vocabulary (`domain`: kinds, statuses, hold causes, revocation reasons, the phone linkage), the world a run takes
+place in (`world`) with the named assumptions and variant settings (`assumptions`), the state (`state`) and the abstract
+clock (`clock`), one action per process of the sources (`actions`) and one rule per action (`rules`), the refusal
+reasons (`reasons`) and outcomes (`outcome`), `machine.step` and the instants that matter (`machine`), what a system
+can report for the invariants to judge (`observe`), the requirement catalogue (`requirements`), the trace format
+(`trace`) and its JSON Schema (`schema`). The applet level's model of the GP-SE's APDU interface is a subpackage.
+"""
 
 from spec.actions import ACTION_TYPES, Action, action_from_json
 from spec.assumptions import ASSUMPTIONS, Assumption, Variants

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+from enum import Enum
+
+from spec.domain import PhoneLinkage
 
 __all__ = ["Assumption", "ASSUMPTIONS", "Variants"]
 
@@ -69,23 +72,45 @@ ASSUMPTIONS: dict[str, Assumption] = {
         Assumption(
             name="ASM-CASCADE-AT-DEADLINE",
             reqs=("REV-2",),
-            text="The periodic linkage sweep revokes a linked phone certificate exactly when the cascade "
-            "delay has passed since the card signing certificate was revoked; the delay is a variant. "
-            "Phone certificates are linked to the card signing certificate only, so revoking a card "
-            "auth certificate alone does not cascade.",
+            text="The periodic linkage sweep revokes a phone certificate exactly when the cascade delay has "
+            "passed since a card certificate it follows (ASM-PHONE-LINKAGE) was revoked; the delay is a "
+            "variant. Revoking a card signing certificate as superseded after a hold (a found card) does not "
+            "cascade (ASM-CARD-FOUND).",
+        ),
+        Assumption(
+            name="ASM-PHONE-LINKAGE",
+            reqs=("LNK-1", "LNK-2", "REV-2", "SUS-2", "VAL-1"),
+            text="Which card certificates the phone certificates follow (revocation, suspension, expiry) is the "
+            "variant phone_linkage. The law's outline (002) defines 個人番号カード用電子証明書 as both card "
+            "certificates and links the phone certificates to them; the issuance flow carries the card signing "
+            "certificate's serial (001 p.15), the SE-ID is kept per card signing certificate (001 p.18), 002 p.11 #1 "
+            "asks only for a card signing certificate, and 001 p.15 leaves the linkage rule itself open. "
+            "card_signing (default, the reading the issuance flow supports): both phone certificates follow the card "
+            "signing certificate they were issued on; revoking or suspending the card auth certificate alone leaves "
+            "them in force. per_kind: the phone signing certificate follows the card signing certificate, the phone "
+            "auth certificate the card auth certificate. either: both follow both; revoking or suspending either card "
+            "certificate reaches both phone certificates. A phone certificate follows the person's card certificates "
+            "current when it is "
+            "registered and expires with the earliest of them (VAL-1); where it is to follow the card auth "
+            "certificate, the application and the registration need that certificate in force "
+            "(CARD_AUTH_CERT_NOT_VALID).",
         ),
         Assumption(
             name="ASM-CARD-FOUND",
-            reqs=("SUS-2", "SUS-3", "VAL-1", "LNK-2"),
+            reqs=("SUS-2", "SUS-3", "VAL-1", "VAL-2", "LNK-2"),
             text="When a lost card is found, the card auth certificate resumes and the card signing "
             "certificate is revoked (superseded after hold, which does not cascade) and re-issued with "
             "the same expiry (unless that expiry has passed during the hold: then it is only revoked, and the "
-            "person renews it). The linked phone certificates stay suspended until the user resumes them "
-            "from the app with the new card signature: the phone auth certificate is re-linked to the "
-            "new card signing certificate and resumes; the phone signing certificate is revoked and a "
-            "new signing application starts. Only phone certificates whose card signing certificate was "
-            "re-issued this way are resumed: if it was renewed or revoked for another reason meanwhile, "
-            "they stay on hold and the cascade revokes them.",
+            "person renews it). The variant card_found_fresh_expiry gives the re-issued certificate a fresh "
+            "expiry instead, to the 5th birthday after re-issue (003 FAQ 1). The phone certificates held for the "
+            "card stay suspended until the user resumes them from the app with the new card signature: the phone "
+            "auth certificate resumes, re-linked to the new card signing certificate, and keeps the expiry written "
+            "in it; the phone signing certificate is revoked and a new signing application starts. Only phone "
+            "certificates whose card certificates continue are resumed: the card signing one they follow was "
+            "re-issued this way (same expiry; with a fresh expiry, one no earlier) and the card auth one they follow "
+            "is in force. If one was renewed or revoked for another reason meanwhile, they stay on hold and the "
+            "cascade revokes them. With a fresh expiry, a resumed phone auth certificate that follows the card "
+            "signing certificate expires before it: VAL-1 then holds as 'never later than its card certificate'.",
         ),
         Assumption(
             name="ASM-APPLET-CHECK-WIPES",
@@ -135,6 +160,29 @@ ASSUMPTIONS: dict[str, Assumption] = {
             "only deletes the leftover data.",
         ),
         Assumption(
+            name="ASM-DELETION-WARNING",
+            reqs=("MCH-3", "MCH-2"),
+            text="The app's warning that a remote deletion may fail is part of the answer to the step that sends "
+            "the deletion: a model-change application (Apply revoking certificates on another SE) and a revocation "
+            "with the card (RevokeWithCard) are accepted with deletion_warning=True. 001 p.24 has the app warn, in "
+            "the revocation flow on the new phone, that the old phone's certificates may not be deleted remotely "
+            "and that the old phone should then be reset; 003 tells the user to keep the old phone online and that "
+            "it must come online within 48 hours. No source has a warning that appears after a failure, or anything "
+            "that clears one, so the spec keeps no warning state; a failed deletion shows in AdvanceTime's "
+            "deletions_failed.",
+        ),
+        Assumption(
+            name="ASM-SERVICE-HOURS",
+            reqs=("OPS-1", "SUS-1", "SUS-2", "SUS-3"),
+            text="Every call-centre and municipal-office step is taken at any hour of any day (the default; the "
+            "spec has no opening hours). 003 gives 24 hours a day, 365 days a year only for suspending a lost or "
+            "stolen phone, and hours (weekdays 09:30-20:00, weekends and holidays 09:30-17:30) only for enquiries "
+            "on the same line; it names none for reporting a lost card there. 002 says the office is visited in "
+            "its opening hours (開庁時間) but gives none, so the office steps (card certificate issuance, renewal "
+            "and revocation, personal data change, found card, found phone) have no hours either. Only the push "
+            "has hours (ASM-PUSH-TIMING).",
+        ),
+        Assumption(
             name="ASM-DELETION-TARGETS-SERIALS",
             reqs=("DEL-1", "MCH-2"),
             text="A remote deletion names the revoked serials; the SE deletes only slots holding those "
@@ -155,9 +203,15 @@ class Variants:
     auth_pin_tries: int = 3
     """PIN-3: wrong entries before the phone auth PIN locks (as on the card)."""
     cascade_delay_minutes: int = 24 * 60
-    """REV-2: how long after a card signing revocation the sweep revokes the linked phone certificates."""
+    """REV-2: how long after a card certificate's revocation the sweep revokes the phone certificates that follow it."""
     remote_deletion_removes_applet: bool = False
     """MCH-4: a remote deletion removes keys and certificates only (False) or the applet too (True)."""
+    phone_linkage: PhoneLinkage = PhoneLinkage.CARD_SIGNING
+    """LNK-2, REV-2, SUS-2, VAL-1: which card certificates the phone certificates follow (ASM-PHONE-LINKAGE):
+    card_signing (the default), per_kind or either."""
+    card_found_fresh_expiry: bool = False
+    """SUS-3, VAL-2: the card signing certificate re-issued for a found card keeps the held one's expiry (False,
+    ASM-CARD-FOUND) or runs to the 5th birthday after re-issue (True, 003 FAQ 1)."""
 
     def __post_init__(self) -> None:
         for name in ("signing_pin_tries", "auth_pin_tries"):
@@ -165,8 +219,42 @@ class Variants:
                 raise ValueError(f"{name} must be 1..15 (a retry counter in a status word nibble)")
         if self.cascade_delay_minutes < 0:
             raise ValueError("cascade_delay_minutes must be >= 0 (0 means the same instant)")
+        if not isinstance(self.phone_linkage, PhoneLinkage):  # JSON and the command line give the value
+            try:
+                object.__setattr__(self, "phone_linkage", PhoneLinkage(self.phone_linkage))
+            except ValueError:
+                allowed = ", ".join(m.value for m in PhoneLinkage)
+                raise ValueError(f"phone_linkage must be one of {allowed}, got {self.phone_linkage!r}") from None
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
         """The variant names, as the CLI's --variant option takes them."""
         return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def parse(cls, items: list[str], base: Variants | None = None) -> Variants:
+        """--variant NAME=VALUE options over base (the defaults unless given): a Boolean as true/false, yes/no or 1/0,
+        a number as an integer, phone_linkage by its value."""
+        start = base or cls()
+        values: dict[str, object] = {}
+        for item in items:
+            name, _, value = item.partition("=")
+            if name not in cls.names() or not value:
+                raise ValueError(f"--variant takes NAME=VALUE with NAME one of {list(cls.names())}")
+            current, low = getattr(start, name), value.lower()
+            if isinstance(current, bool):
+                if low not in ("0", "1", "true", "false", "yes", "no"):
+                    raise ValueError(f"{name} is true or false, not {value!r}")
+                values[name] = low in ("1", "true", "yes")
+            elif isinstance(current, int):
+                try:
+                    values[name] = int(value)
+                except ValueError:
+                    raise ValueError(f"{name} is a whole number, not {value!r}") from None
+            else:
+                values[name] = value
+        return replace(start, **values)  # type: ignore[arg-type]
+
+    def to_json(self) -> dict[str, bool | int | str]:
+        """The settings as JSON data (an enum as its value); Variants(**data) reads them back."""
+        return {name: (v.value if isinstance(v := getattr(self, name), Enum) else v) for name in self.names()}

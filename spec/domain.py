@@ -18,6 +18,7 @@ __all__ = [
     "PinStatus",
     "AuthMethod",
     "SPKind",
+    "PhoneLinkage",
 ]
 
 PersonId = str
@@ -100,3 +101,28 @@ class SPKind(Enum):
 
     PUBLIC = "public"
     PRIVATE = "private"
+
+
+class PhoneLinkage(Enum):
+    """Which card certificates a phone certificate follows: their revocation (REV-2), suspension (SUS-2) and expiry (VAL-1).
+
+    The sources link the phone certificates to "the card certificates" (個人番号カード用電子証明書, both kinds, in
+    the law's outline, 002) and describe the link only from the card signing certificate's side (001 p.15, p.18). The
+    variant `phone_linkage` picks a reading (ASM-PHONE-LINKAGE).
+    """
+
+    CARD_SIGNING = "card_signing"
+    """The default, the reading the issuance flow supports: both phone certificates follow the card signing certificate only."""
+    PER_KIND = "per_kind"
+    """Each kind follows its own: the phone signing certificate the card signing one, the phone auth certificate the
+    card auth one."""
+    EITHER = "either"
+    """Both phone certificates follow both card certificates: revoking or suspending either cascades to both."""
+
+    def follows(self, kind: Kind) -> frozenset[Kind]:
+        """The kinds of card certificate a phone certificate of this kind follows."""
+        if self is PhoneLinkage.CARD_SIGNING:
+            return frozenset({Kind.SIGNING})
+        if self is PhoneLinkage.PER_KIND:
+            return frozenset({kind})
+        return frozenset({Kind.SIGNING, Kind.AUTH})

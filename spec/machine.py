@@ -72,9 +72,10 @@ def next_instants(world: World, state: State, *, limit: int = 8) -> tuple[int, .
         if cert.status is not CertStatus.REVOKED:
             found.add(cert.expiry)
     for pc in state.phone_certs.values():
-        card = state.card_certs[pc.card_serial]
-        if pc.status is not CertStatus.REVOKED and card.reason in CASCADING_REASONS and card.revoked_at is not None:
-            found.add(card.revoked_at + delay)
+        for serial in pc.follows:  # the cascade deadlines of the card certificates it follows (REV-2)
+            card = state.card_certs[serial]
+            if pc.status is not CertStatus.REVOKED and card.reason in CASCADING_REASONS and card.revoked_at is not None:
+                found.add(card.revoked_at + delay)
     for ps in state.phones.values():
         if ps.last_primary_auth is not None:
             found.add(ps.last_primary_auth + PRIMARY_AUTH_INTERVAL + 1)

@@ -32,7 +32,10 @@ class CertView:
     revoked_at: int | None = None
     reason: RevocationReason | None = None
     card_serial: Serial | None = None
-    """Phone certificates: the linked card signing certificate."""
+    """Phone certificates: the linked card signing certificate (LNK-2)."""
+    follows: frozenset[Serial] | None = None
+    """Phone certificates: the card certificates whose revocation and suspension it follows (ASM-PHONE-LINKAGE). None:
+    not reported, read as the card signing certificate it is linked to (the default reading)."""
     se_id: SEId | None = None
     key: str | None = None
     """Phone certificates: an opaque identifier of the certified public key."""
@@ -46,6 +49,12 @@ class CertView:
     def live(self, now: int) -> bool:
         """Neither revoked nor expired."""
         return self.status is not CertStatus.REVOKED and now < self.expiry
+
+    def followed(self) -> frozenset[Serial]:
+        """The card certificates it follows, as reported or (None) by default: its card signing certificate."""
+        if self.follows is not None:
+            return self.follows
+        return frozenset() if self.card_serial is None else frozenset({self.card_serial})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,6 +110,7 @@ class Observation:
                     "status": c.status.value,
                     "expiry": c.expiry,
                     "card_serial": c.card_serial,
+                    "follows": None if c.follows is None else sorted(c.follows),
                     "se_id": c.se_id,
                 }
                 for c in self.certs
@@ -128,6 +138,7 @@ def observe(world: World, state: State) -> Observation:
                 revoked_at=c.revoked_at,
                 reason=c.reason,
                 card_serial=c.card_serial if phone else None,  # type: ignore[attr-defined]
+                follows=c.follows if phone else None,  # type: ignore[attr-defined]
                 se_id=c.se_id if phone else None,  # type: ignore[attr-defined]
                 key=f"K{c.key_id}" if phone else None,  # type: ignore[attr-defined]
                 commitment_ok=(c.commitment == c.presented_r) if phone else None,  # type: ignore[attr-defined]

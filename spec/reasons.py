@@ -39,6 +39,8 @@ class Reason(Enum):
 
     # --- application and issuance ---
     CARD_SIGNING_CERT_NOT_VALID = ("card_signing_cert_not_valid", ("LNK-1", "ISS-1", "ISS-2"))
+    # Only where the phone_linkage variant makes a phone certificate follow the card auth certificate:
+    CARD_AUTH_CERT_NOT_VALID = ("card_auth_cert_not_valid", ("LNK-1", "LNK-2"))
     CARD_SIGNATURE_INVALID = ("card_signature_invalid", ("ISS-1", "ISS-2", "PIN-4"))
     NO_KIND_SELECTED = ("no_kind_selected", ("LNK-5",))
     PIN_FORMAT_INVALID = ("pin_format_invalid", ("PIN-1",))

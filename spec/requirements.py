@@ -135,7 +135,16 @@ REQUIREMENTS: dict[str, Requirement] = _catalogue(
                 "紐付けて管理'. That it is the signing one is inferred from the issuance flow (001 "
                 "p.15), which starts from the card signing signature and carries "
                 "'カード用電子証明書のシリアル番号'. So the seeds leave open whether revoking a card "
-                "auth certificate also cascades (REV-2)."
+                "auth certificate also cascades (REV-2); 001 p.15 lists the linkage rule as an open issue "
+                "('【課題】カード用電子証明書とスマホ用電子証明書の紐づけルール…の検討')."
+            ),
+            assumption=(
+                "ASM-PHONE-LINKAGE: the link of LNK-2 is always recorded; which card certificates a phone "
+                "certificate follows (revocation, suspension, expiry) is the variant."
+            ),
+            variant=(
+                "phone_linkage (default card_signing: both phone certificates follow the card signing "
+                "certificate; per_kind: each kind follows the card certificate of its kind; either: both follow both)"
             ),
         ),
         Requirement(
@@ -191,6 +200,17 @@ REQUIREMENTS: dict[str, Requirement] = _catalogue(
             title="Phone expiry follows the card",
             statement=("A phone certificate expires on the same date as the card certificate it is linked to."),
             sources=("002 law outline", "002 p.11 #2"),
+            assumption=(
+                "It expires with the earliest card certificate it follows (phone_linkage). With "
+                "card_found_fresh_expiry, a phone auth certificate resumed after a found card keeps its expiry "
+                "and may expire before the re-issued card signing certificate it is re-linked to: then 'never later'."
+            ),
+            note=(
+                "Conflicts with VAL-2 when a found card's signing certificate is re-issued: 003 FAQ 1 runs a "
+                "certificate from its issue to the 5th birthday, while the resumed phone auth certificate keeps "
+                "the expiry written in it (see docs/spec.md, where the sources disagree)."
+            ),
+            variant="card_found_fresh_expiry (default False: the re-issued certificate keeps the held one's expiry)",
         ),
         Requirement(
             id="VAL-2",
@@ -582,7 +602,9 @@ REQUIREMENTS: dict[str, Requirement] = _catalogue(
                 "Release at the municipal office ('お住まいの市区町村窓口で手続を行ってください') "
                 "conflicts with 002 p.11, where phone procedures are online and "
                 "'市区町村窓口では申請を受け付けない'. (3) No seed line extends the rule to card "
-                "certificates; that is general JPKI practice."
+                "certificates; that is general JPKI practice. (4) Which expiry the re-issued card signing "
+                "certificate gets is not said: 003 FAQ 1 suggests a fresh one, VAL-1 the old one (ASM-CARD-FOUND, "
+                "variant card_found_fresh_expiry)."
             ),
         ),
         Requirement(
@@ -635,7 +657,13 @@ REQUIREMENTS: dict[str, Requirement] = _catalogue(
             note=(
                 "Under the default of DEL-2 (003: 'スマートフォンの端末初期化では電子証明書は削除"
                 "されません') the reset remedy of 001 p.23-24 (対策3) removes nothing; it only "
-                "helps when factory_reset_wipes_se is True."
+                "helps when factory_reset_wipes_se is True. The warning of 001 p.24 is given in the "
+                "revocation flow on the new phone, before the deletion is tried "
+                "('リモートでは削除されない可能性をアプリ上で注意喚起'); no seed has one after a failure."
+            ),
+            assumption=(
+                "ASM-DELETION-WARNING: the steps that send a remote deletion answer deletion_warning=True; "
+                "a failed deletion shows as AdvanceTime's deletions_failed."
             ),
         ),
         Requirement(
@@ -759,8 +787,11 @@ REQUIREMENTS: dict[str, Requirement] = _catalogue(
             note=(
                 "003 gives the office hours: weekdays 09:30-20:00, weekends and holidays "
                 "09:30-17:30, on the My Number toll-free line, voice-guidance option 4 "
-                "('受付時間は平日は9時30分から20時00分まで、土日祝は9時30分から17時30分まで')."
+                "('受付時間は平日は9時30分から20時00分まで、土日祝は9時30分から17時30分まで'). Those are "
+                "enquiry hours; 24/7 is stated for a lost or stolen phone only ('24時間365日対応'). No hours "
+                "are given for a lost card on the same line, nor for the municipal office (002: '開庁時間')."
             ),
+            assumption=("ASM-SERVICE-HOURS: every call-centre and office step at any hour of any day; only the push has hours (ISS-7)."),
         ),
         Requirement(
             id="OPS-2",

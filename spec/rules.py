@@ -125,23 +125,47 @@ def _revoke(state: State, serial: Serial, reason: RevocationReason, at: int | No
     )
 
 
-def _sweep(world: World, state: State, until: int) -> tuple[State, list[Serial]]:
-    """The periodic linkage sweep (REV-2, ASM-CASCADE-AT-DEADLINE): revoke, at its deadline,
-    every phone certificate whose card signing certificate was revoked for a cascading reason
-    at least the cascade delay before `until`."""
+def _cascade_due(world: World, state: State, pc: PhoneCert, until: int) -> int | None:
+    """The deadline of pc's cascade, if one falls due by `until`: the earliest revocation, for a cascading reason,
+    of a card certificate pc follows (ASM-PHONE-LINKAGE), plus the cascade delay."""
     delay = world.variants.cascade_delay_minutes
-    due = sorted(
-        (card.revoked_at + delay, pc.serial)
-        for pc in state.phone_certs.values()
-        if pc.status is not CertStatus.REVOKED
-        and (card := state.card_certs[pc.card_serial]).status is CertStatus.REVOKED
+    due = [
+        card.revoked_at + delay
+        for serial in pc.follows
+        if (card := state.card_certs[serial]).status is CertStatus.REVOKED
         and card.reason in CASCADING_REASONS
         and card.revoked_at is not None
         and card.revoked_at + delay <= until
+    ]
+    return min(due, default=None)
+
+
+def _sweep(world: World, state: State, until: int) -> tuple[State, list[Serial]]:
+    """The periodic linkage sweep (REV-2, ASM-CASCADE-AT-DEADLINE): revoke, at its deadline, every phone
+    certificate a card certificate it follows was revoked for a cascading reason at least the cascade delay
+    before `until`."""
+    due = sorted(
+        (at, pc.serial)
+        for pc in state.phone_certs.values()
+        if pc.status is not CertStatus.REVOKED and (at := _cascade_due(world, state, pc, until)) is not None
     )
     for at, serial in due:
         state = _revoke(state, serial, RevocationReason.CASCADE, at=max(at, state.now))
     return state, [serial for _at, serial in due]
+
+
+def _followed_kinds(world: World, kind: Kind) -> frozenset[Kind]:
+    """The kinds of card certificate a phone certificate of this kind follows (ASM-PHONE-LINKAGE)."""
+    return world.variants.phone_linkage.follows(kind)
+
+
+def _card_auth_guard(world: World, state: State, person: PersonId, kinds: frozenset[Kind]) -> Outcome | None:
+    """Where a phone certificate applied for is to follow the card auth certificate, that must be in force."""
+    if any(Kind.AUTH in _followed_kinds(world, k) for k in kinds):
+        card = state.card_cert(person, Kind.AUTH)
+        if card is None or not card.in_force(state.now):
+            return refused(R.CARD_AUTH_CERT_NOT_VALID)
+    return None
 
 
 def _hold(cert: CardCert, cause: HoldCause) -> CardCert:
@@ -305,8 +329,8 @@ def _card_lost(world: World, state: State, a: A.Action) -> Step:
         state,
         card_certs=state.card_certs.update_where(lambda s, _c: s in card_serials, lambda c: _hold(c, HoldCause.CARD_LOST)),
     )
-    # SUS-2: the phone certificates linked to the suspended card signing certificate follow.
-    linked = {c.serial for c in state.live_phone_certs(a.person) if c.card_serial in card_serials}
+    # SUS-2: the phone certificates that follow a suspended card certificate are suspended too (ASM-PHONE-LINKAGE).
+    linked = {c.serial for c in state.live_phone_certs(a.person) if c.follows & card_serials}
     state = replace(
         state,
         phone_certs=state.phone_certs.update_where(
@@ -317,7 +341,7 @@ def _card_lost(world: World, state: State, a: A.Action) -> Step:
     return state, accepted(suspended=tuple(sorted(card_serials | linked)))
 
 
-@rule(A.CardFound, reqs=("SUS-3",), reasons=(R.NOTHING_SUSPENDED,))
+@rule(A.CardFound, reqs=("SUS-3", "VAL-2"), reasons=(R.NOTHING_SUSPENDED,))
 def _card_found(world: World, state: State, a: A.Action) -> Step:
     assert isinstance(a, A.CardFound)
     held = [
@@ -335,10 +359,12 @@ def _card_found(world: World, state: State, a: A.Action) -> Step:
             resumed.append(cert.serial)
         else:
             # SUS-3: a suspended signing certificate is never resumed (ASM-CARD-FOUND). One that
-            # expired while on hold is not re-issued either: the person renews it (VAL-3).
+            # expired while on hold is not re-issued either: the person renews it (VAL-3). The re-issue
+            # keeps the expiry, or with card_found_fresh_expiry runs to the 5th birthday from now (VAL-2).
             state = _revoke(state, cert.serial, RevocationReason.SUPERSEDED_AFTER_HOLD)
             if cert.expiry > state.now:
-                state = issue_card_cert(world, state, a.person, Kind.SIGNING, expiry=cert.expiry)
+                expiry = None if world.variants.card_found_fresh_expiry else cert.expiry
+                state = issue_card_cert(world, state, a.person, Kind.SIGNING, expiry=expiry)
                 reissued.append(cert.serial)
     return state, accepted(resumed=tuple(resumed), reissued=tuple(reissued))
 
@@ -400,6 +426,7 @@ def _prepare(world: World, state: State, a: A.Action) -> Step:
         "ACT-3",
         "MCH-1",
         "MCH-2",
+        "MCH-3",
         "REV-3",
         "CA-4",
     ),
@@ -413,6 +440,7 @@ def _prepare(world: World, state: State, a: A.Action) -> Step:
         R.PIN_FORMAT_INVALID,
         R.CARD_SIGNING_CERT_NOT_VALID,
         R.CARD_SIGNATURE_INVALID,
+        R.CARD_AUTH_CERT_NOT_VALID,
         R.CONSENT_REQUIRED,
     ),
 )
@@ -432,6 +460,8 @@ def _apply(world: World, state: State, a: A.Action) -> Step:
             return state, refused(R.PIN_FORMAT_INVALID, kind=kind.value)
     if (no := _card_signature_guard(state, a.person, a.card_signature_valid)) is not None:
         return state, no
+    if (no := _card_auth_guard(world, state, a.person, a.kinds)) is not None:
+        return state, no
     # ISS-3/ISS-4 with ASM-EXISTING-CERTS-BY-PERSON and ASM-OTHER-SE-IS-MODEL-CHANGE.
     se_id = world.phone(a.phone).se_id
     other_se = [c for c in state.live_phone_certs(a.person) if c.se_id != se_id]
@@ -446,7 +476,8 @@ def _apply(world: World, state: State, a: A.Action) -> Step:
     state = _request_deletion(world, state, other_se)
     chosen = {k: pins[k] for k in a.kinds}
     state, app = _start_application(world, state, a.person, a.phone, a.kinds, chosen)  # type: ignore[arg-type]
-    return state, accepted(revoked=tuple(c.serial for c in to_revoke), push_due=app.push_due)
+    # MCH-3, ASM-DELETION-WARNING: the app warns that the old phone's data may stay if the deletion cannot reach it.
+    return state, accepted(revoked=tuple(c.serial for c in to_revoke), push_due=app.push_due, deletion_warning=bool(other_se))
 
 
 @rule(
@@ -482,6 +513,7 @@ def _issuance_push(world: World, state: State, a: A.Action) -> Step:
         R.NO_APPLICATION,
         R.NOT_NOTIFIED,
         R.CARD_SIGNING_CERT_NOT_VALID,
+        R.CARD_AUTH_CERT_NOT_VALID,
         R.APPLET_NOT_READY,
         R.COMMITMENT_MISMATCH,
     ),
@@ -498,6 +530,8 @@ def _register(world: World, state: State, a: A.Action) -> Step:
     card = state.card_cert(a.person, Kind.SIGNING)
     if card is None or card.serial != app.card_serial or not card.in_force(state.now):
         return state, refused(R.CARD_SIGNING_CERT_NOT_VALID)
+    if (no := _card_auth_guard(world, state, a.person, app.kinds)) is not None:
+        return state, no
     ps = state.phones[a.phone]
     if not ps.se.applet:
         return state, refused(R.APPLET_NOT_READY)
@@ -511,14 +545,17 @@ def _register(world: World, state: State, a: A.Action) -> Step:
     for kind in sorted(app.kinds, key=lambda k: k.value):
         key_id, state = state.take_fresh()
         serial, state = state.take_fresh()
+        # ASM-PHONE-LINKAGE: it follows the person's current card certificates of the kinds the variant names.
+        follows = frozenset(s for k in _followed_kinds(world, kind) if (s := state.persons[a.person].current(k)) is not None)
         cert = PhoneCert(
             serial=serial,
             person=a.person,
             kind=kind,
             issued_at=state.now,
-            expiry=card.expiry,  # VAL-1
+            expiry=min(state.card_certs[s].expiry for s in follows),  # VAL-1
             se_id=se_id,
             card_serial=card.serial,  # LNK-2
+            follows=follows,
             key_id=key_id,
             commitment=app.commitment,
             presented_r=ps.se.nonce,
@@ -823,7 +860,7 @@ def _revoke_from_phone(world: World, state: State, a: A.Action) -> Step:
 
 @rule(
     A.RevokeWithCard,
-    reqs=("REV-3", "MCH-2", "REV-4"),
+    reqs=("REV-3", "MCH-2", "MCH-3", "REV-4"),
     reasons=(R.CARD_SIGNING_CERT_NOT_VALID, R.CARD_SIGNATURE_INVALID, R.NOTHING_TO_REVOKE),
 )
 def _revoke_with_card(world: World, state: State, a: A.Action) -> Step:
@@ -836,7 +873,7 @@ def _revoke_with_card(world: World, state: State, a: A.Action) -> Step:
     for c in live:
         state = _revoke(state, c.serial, RevocationReason.DEVICE_STOPPED)
     state = _request_deletion(world, state, live)
-    return state, accepted(revoked=tuple(c.serial for c in live))
+    return state, accepted(revoked=tuple(c.serial for c in live), deletion_warning=True)  # MCH-3, ASM-DELETION-WARNING
 
 
 @rule(A.ReportPhoneLost, reqs=("SUS-1", "OPS-1"), reasons=(R.PHONE_CERT_NOT_FOUND,))
@@ -873,20 +910,31 @@ def _phone_found(world: World, state: State, a: A.Action) -> Step:
     return state, accepted(resumed=tuple(resumed), revoked=tuple(revoked))
 
 
-def _continued_by(state: State, cert: PhoneCert, card: CardCert) -> bool:
-    """ASM-CARD-FOUND: the phone certificate's card signing certificate was re-issued as card, with the same expiry.
+def _continues(world: World, state: State, cert: PhoneCert, card: CardCert) -> bool:
+    """ASM-CARD-FOUND: every card certificate cert follows continues, so that cert may be resumed from the app.
 
-    Only such phone certificates are resumed from the app. One whose card signing certificate was since renewed or
-    revoked for another reason stays on hold and is revoked by the cascade (REV-2), so that re-linking never gives a
-    phone certificate a card certificate with another expiry (VAL-1) or rescues it from a cascade.
+    A card signing one continues if it was re-issued on the card's finding: revoked as superseded after the hold, with
+    the current card signing certificate (`card`) carrying its expiry (with card_found_fresh_expiry, one no earlier).
+    A card auth one continues if it is in force (CardFound resumed it). A phone certificate whose card certificate was
+    since renewed or revoked for another reason stays on hold and is revoked by the cascade (REV-2), so that resuming
+    never takes a phone certificate past its card certificate's expiry (VAL-1) or rescues it from a cascade.
     """
-    old = state.card_certs.get(cert.card_serial) if cert.card_serial is not None else None
-    return old is not None and old.reason is RevocationReason.SUPERSEDED_AFTER_HOLD and card.expiry == cert.expiry
+    for serial in cert.follows:
+        old = state.card_certs[serial]
+        if old.kind is Kind.SIGNING:
+            if old.reason is not RevocationReason.SUPERSEDED_AFTER_HOLD:
+                return False
+            kept = card.expiry >= old.expiry if world.variants.card_found_fresh_expiry else card.expiry == old.expiry
+            if not kept:
+                return False
+        elif not old.in_force(state.now):
+            return False
+    return True
 
 
 @rule(
     A.ResumeFromApp,
-    reqs=("SUS-3", "SUS-2", "LNK-6", "PIN-1"),
+    reqs=("SUS-3", "SUS-2", "LNK-6", "PIN-1", "VAL-1"),
     reasons=(
         R.NOT_PHONE_HOLDER,
         R.APP_NOT_INSTALLED,
@@ -908,7 +956,7 @@ def _resume_from_app(world: World, state: State, a: A.Action) -> Step:
     card = state.card_cert(a.person, Kind.SIGNING)
     assert card is not None  # the card signature guard passed: the current card signing certificate is in force
     # ASM-RESUME-WHILE-PHONE-LOST: only the card hold is lifted here; a phone hold stays until PhoneFound.
-    held = [c for c in state.live_phone_certs(a.person) if HoldCause.CARD_LOST in c.holds and _continued_by(state, c, card)]
+    held = [c for c in state.live_phone_certs(a.person) if HoldCause.CARD_LOST in c.holds and _continues(world, state, c, card)]
     if not held:
         return state, refused(R.NOTHING_SUSPENDED)
     se_id = world.phone(a.phone).se_id
@@ -922,8 +970,9 @@ def _resume_from_app(world: World, state: State, a: A.Action) -> Step:
     resumed: list[Serial] = []
     for cert in held:
         if cert.kind is Kind.AUTH:
-            # ASM-CARD-FOUND: re-linked to the new card signing certificate, same expiry.
-            relinked = replace(_release(cert, HoldCause.CARD_LOST), card_serial=card.serial)
+            # ASM-CARD-FOUND: re-linked to the new card signing certificate; it keeps the expiry written in it.
+            follows = frozenset(card.serial if state.card_certs[s].kind is Kind.SIGNING else s for s in cert.follows)
+            relinked = replace(_release(cert, HoldCause.CARD_LOST), card_serial=card.serial, follows=follows)
             state = replace(state, phone_certs=state.phone_certs.set(cert.serial, relinked))  # type: ignore[arg-type]
             resumed.append(cert.serial)
     for cert in signing:

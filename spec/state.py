@@ -70,7 +70,11 @@ class PhoneCert(CardCert):
 
     se_id: SEId
     card_serial: Serial
-    """The card signing certificate it is linked to (LNK-2)."""
+    """The card signing certificate it was issued on, or re-linked to when resumed after a found card (LNK-2); the
+    SE-ID is recorded against it (LNK-6)."""
+    follows: frozenset[Serial]
+    """The card certificates whose revocation (REV-2) and suspension (SUS-2) it follows and whose expiry it took
+    (VAL-1): the card signing certificate as launched, others under the phone_linkage variant (ASM-PHONE-LINKAGE)."""
     key_id: int
     """The public key certified; the private key exists only in the SE (ISS-5)."""
     commitment: int
@@ -120,8 +124,6 @@ class PhoneState:
     last_primary_auth: int | None = None
     held_pins: FrozenMap[Kind, str] = field(default_factory=FrozenMap)
     """PINs the user chose, held by the app until set through the temporary PIN (PIN-2)."""
-    deletion_warning: bool = False
-    """The app warned that a remote deletion failed (MCH-3)."""
     se: SecureElement = field(default_factory=SecureElement)
 
 

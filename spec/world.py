@@ -120,7 +120,7 @@ class World:
             "service_providers": [
                 {"id": s.id, "kind": s.kind.value, "approved": s.approved, "whitelisted": s.whitelisted} for s in self.service_providers
             ],
-            "variants": {name: getattr(self.variants, name) for name in Variants.names()},
+            "variants": self.variants.to_json(),
         }
 
     @classmethod

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from properties.coverage import coverage, render_coverage
-from properties.explorer import Scope, explore, start_state
+from properties.explorer import Exploration, Scope, explore, start_state
 from properties.invariants import check_state, check_transition
 from properties.seeded_bugs import SEEDED_BUGS, SeededBug
 from spec import actions as A
+from spec.assumptions import Variants
+from spec.domain import CertStatus, Kind, PhoneLinkage, RevocationReason
 from spec.machine import step
 from spec.observe import observe
 from spec.state import initial_state
@@ -43,6 +47,55 @@ def test_onboarded_start() -> None:
     state = start_state(explore(Scope(persons=1, phones=1, depth=1)).world, "onboarded")
     assert len(state.phone_certs) == 2
     assert explore(Scope(persons=1, phones=2, depth=3, start="onboarded")).violations == []
+
+
+def _cascaded_by_card_auth(exp: Exploration) -> set[Kind]:
+    """The kinds of phone certificate some explored state has revoked by the cascade while its card signing one is not revoked."""
+    kinds = set()
+    for _n, data in exp.graph.nodes(data=True):
+        st = data["state"]
+        for pc in st.phone_certs.values():
+            if pc.reason is RevocationReason.CASCADE and st.card_certs[pc.card_serial].status is not CertStatus.REVOKED:
+                kinds.add(pc.kind)
+    return kinds
+
+
+@pytest.mark.parametrize(
+    ("linkage", "cascades"),
+    [("card_signing", set()), ("per_kind", {Kind.AUTH}), ("either", {Kind.AUTH, Kind.SIGNING})],
+)
+def test_every_phone_linkage_setting_is_explored_clean(linkage: str, cascades: set[Kind]) -> None:
+    """ASM-PHONE-LINKAGE, each setting: from the onboarded state, with the card auth certificate revoked and renewed,
+    no invariant breaks; revoking the card auth certificate cascades to the phone certificates the setting says."""
+    scope = Scope(
+        persons=1, phones=1, depth=4, start="onboarded", card_auth=True, holds=False, pins=False, kinds="auth",
+        variants=Variants(phone_linkage=PhoneLinkage(linkage)),
+    )  # fmt: skip
+    exp = explore(scope)
+    assert exp.violations == [] and exp.per_invariant == {}
+    assert _cascaded_by_card_auth(exp) == cascades
+
+
+@pytest.mark.parametrize("linkage", ["card_signing", "either"])
+def test_fresh_expiry_of_a_found_card_is_explored_clean(linkage: str) -> None:
+    """card_found_fresh_expiry: with a birthday on day 1, a card found then is re-issued with a later expiry; the resumed
+    phone auth certificate keeps its own (VAL-1 as "never later" when it follows the card signing certificate), and no
+    invariant breaks."""
+    variants = Variants(card_found_fresh_expiry=True, phone_linkage=PhoneLinkage(linkage))
+    scope = Scope(
+        persons=1, phones=1, depth=5, start="onboarded", pins=False, kinds="auth", birth=date(1990, 4, 2), card_issues=0, variants=variants
+    )
+    exp = explore(scope)
+    assert exp.violations == [] and exp.per_invariant == {}
+    earlier = [
+        pc
+        for _n, data in exp.graph.nodes(data=True)
+        for pc in data["state"].phone_certs.values()
+        if pc.kind is Kind.AUTH
+        and pc.status is CertStatus.ACTIVE
+        and any(data["state"].card_certs[f].kind is Kind.SIGNING and data["state"].card_certs[f].expiry > pc.expiry for f in pc.follows)
+    ]
+    assert earlier, "a resumed phone auth certificate following a later-expiring card signing certificate should be reached"
 
 
 def _bug_scope(bug: SeededBug, depth: int) -> Scope:

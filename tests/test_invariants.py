@@ -19,6 +19,7 @@ from spec.domain import CertStatus, Kind, PinStatus, Profile, RevocationReason
 from spec.fmap import FrozenMap
 from spec.observe import CertView, Observation, observe
 from spec.outcome import accepted
+from spec.world import World
 
 WORLD = base_world()
 
@@ -70,6 +71,71 @@ def test_lnk1_lnk2_unlinked_phone_certificate() -> None:
 def test_val1_expiry_not_tied_to_card() -> None:
     c = phone_cert(GOOD, Kind.AUTH)
     assert fires("phone_expiry_is_card_expiry", with_cert(GOOD, c, replace(c, expiry=c.expiry + 1)))
+
+
+def _good_in(world: World) -> Observation:
+    state = initial_state(world)
+    for e in [*to_morning(), *onboard("P1", "D1")]:
+        state, _ = step(world, state, e.action)
+    return observe(world, state)
+
+
+def test_lnk2_follows_what_the_linkage_setting_says() -> None:
+    """ASM-PHONE-LINKAGE: a phone certificate must follow exactly the card certificates its setting names."""
+    per_kind = base_world(phone_linkage="per_kind")
+    obs = _good_in(per_kind)
+    card_sign, card_auth = obs.current_card[("P1", Kind.SIGNING)], obs.current_card[("P1", Kind.AUTH)]
+    auth = phone_cert(obs, Kind.AUTH)
+    assert auth.follows == {card_auth} and phone_cert(obs, Kind.SIGNING).follows == {card_sign}
+    assert STATE_INVARIANTS["phone_cert_linked_to_card_signing"].check(per_kind, obs) == []
+    for wrong in ({card_sign}, {card_sign, card_auth}, frozenset(), None):  # None: not reported, read as card signing
+        bad = with_cert(obs, auth, replace(auth, follows=wrong))
+        assert STATE_INVARIANTS["phone_cert_linked_to_card_signing"].check(per_kind, bad), wrong
+    launched = phone_cert(GOOD, Kind.AUTH)  # by default it follows the card signing certificate only
+    to_auth = replace(launched, follows={GOOD.current_card[("P1", Kind.AUTH)]})
+    assert fires("phone_cert_linked_to_card_signing", with_cert(GOOD, launched, to_auth))
+    assert not fires("phone_cert_linked_to_card_signing", with_cert(GOOD, launched, replace(launched, follows=None)))
+
+
+def test_rev2_sus2_val1_read_every_followed_card_certificate() -> None:
+    """Under either, revoking or suspending the card auth certificate reaches both phone certificates, and each expires
+    with the earlier of its two card certificates."""
+    either = base_world(phone_linkage="either")
+    obs = _good_in(either)
+    card = obs.cert(obs.current_card[("P1", Kind.AUTH)])
+    assert card is not None
+    revoked = replace(card, status=CertStatus.REVOKED, revoked_at=obs.now, reason=RevocationReason.USER_REQUEST)
+    late = replace(with_cert(obs, card, revoked), now=obs.now + either.variants.cascade_delay_minutes)
+    assert len(STATE_INVARIANTS["cascade_within_delay"].check(either, late)) == 2
+    held = with_cert(obs, card, replace(card, status=CertStatus.SUSPENDED))
+    assert len(STATE_INVARIANTS["card_hold_holds_phone"].check(either, held)) == 2
+    earlier = with_cert(obs, card, replace(card, expiry=card.expiry - 1))
+    assert len(STATE_INVARIANTS["phone_expiry_is_card_expiry"].check(either, earlier)) == 2
+
+
+def test_val1_never_later_with_a_fresh_expiry() -> None:
+    """card_found_fresh_expiry: a phone certificate re-linked to a card signing certificate issued after it may expire
+    earlier than that, never later; a phone certificate issued after its card certificate still expires with it."""
+    fresh = base_world(card_found_fresh_expiry=True)
+    c = phone_cert(GOOD, Kind.AUTH)
+    card = GOOD.cert(c.card_serial)
+    assert card is not None
+    reissued = replace(card, issued_at=c.issued_at + 10, expiry=card.expiry + 365 * 24 * 60)
+    relinked = with_cert(GOOD, card, reissued)
+    assert STATE_INVARIANTS["phone_expiry_is_card_expiry"].check(fresh, relinked) == []
+    assert fires("phone_expiry_is_card_expiry", relinked)  # as launched the re-issue keeps the expiry
+    later = with_cert(relinked, c, replace(c, expiry=reissued.expiry + 1))
+    assert STATE_INVARIANTS["phone_expiry_is_card_expiry"].check(fresh, later)
+    not_relinked = with_cert(GOOD, card, replace(card, expiry=card.expiry + 1))
+    assert STATE_INVARIANTS["phone_expiry_is_card_expiry"].check(fresh, not_relinked)
+
+
+def test_sus2_an_expired_phone_certificate_is_not_in_force() -> None:
+    """card_hold_holds_phone asks that no phone certificate be in force; an expired one is not, whatever its status."""
+    card = GOOD.cert(GOOD.current_card[("P1", Kind.SIGNING)])
+    assert card is not None
+    held = with_cert(GOOD, card, replace(card, status=CertStatus.SUSPENDED))
+    assert not fires("card_hold_holds_phone", replace(held, now=phone_cert(GOOD, Kind.AUTH).expiry))
 
 
 def test_ca2_serial_collision() -> None:

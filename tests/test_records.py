@@ -321,6 +321,38 @@ def test_certificate_must_match_its_der_and_its_card(env: Env) -> None:
     assert r.add_phone_cert(person="P1", card_serial=sign.serial, **phone).serial == serial  # type: ignore[arg-type]
 
 
+def test_phone_certificate_follows_card_certificates(env: Env) -> None:
+    """ASM-PHONE-LINKAGE: a phone certificate follows its card signing certificate unless told which card certificates."""
+    r = env.records
+    env.person("P1")
+    env.person("P2")
+    sign, auth, other = env.card("P1", Kind.SIGNING), env.card("P1", Kind.AUTH), env.card("P2", Kind.AUTH)
+    default = env.phone("P1", Kind.SIGNING, card_serial=sign.serial, token=None)
+    assert default.follows == {sign.serial} and default.view().follows == {sign.serial} and sign.view().follows is None
+
+    def add(follows: list[int]) -> CertRecord:
+        serial = r.next_serial()
+        return r.add_phone_cert(
+            serial=serial, person="P1", kind=Kind.AUTH, issued_at=10, expiry=EXPIRY, der=env.der(serial, Kind.AUTH, Profile.PHONE),
+            se_id="SE-D1", card_serial=sign.serial, commitment=S, presented_r=R, push_token=None, follows=follows,
+        )  # fmt: skip
+
+    with pytest.raises(InvalidRecordError, match="only follow card certificates of 'P1'"):
+        add([other.serial])
+    with pytest.raises(InvalidRecordError, match="two card certificates of one kind"):
+        add([sign.serial, env.card("P1", Kind.SIGNING, current=False).serial])
+    both = add([sign.serial, auth.serial])
+    assert both.follows == {sign.serial, auth.serial}
+    only_auth = add([auth.serial])
+    # Re-linked after a found card: a followed card signing certificate is replaced, a card auth one kept.
+    new = env.card("P1", Kind.SIGNING)
+    r.relink_phone_cert(serial=both.serial, card_serial=new.serial)
+    r.relink_phone_cert(serial=only_auth.serial, card_serial=new.serial)
+    assert r.certificate(both.serial).follows == {new.serial, auth.serial}
+    assert r.certificate(only_auth.serial).follows == {auth.serial} and r.certificate(only_auth.serial).card_serial == new.serial
+    assert {row["serial"] for row in r.snapshot()["phone_follows"]} == {default.serial, both.serial, only_auth.serial}
+
+
 def make_ca_like(env: Env) -> JpkiCa:
     """Another CA object with the same keys as env.ca, with its own issued-serial set (to issue a serial twice)."""
     pems = env.ca.to_pem()
@@ -819,7 +851,7 @@ def test_unknown_schema_version_is_refused(tmp_path: Path) -> None:
     conn = raw(path)
     conn.execute("UPDATE schema_version SET version = 99")
     conn.close()
-    with pytest.raises(RecordsFileError, match=r"schema version 99.*only version 1"):
+    with pytest.raises(RecordsFileError, match=rf"schema version 99.*only version {SCHEMA_VERSION}"):
         Records.open(path)
 
 

@@ -12,6 +12,7 @@ from mjpki.scenarios import base_world
 from mjpki.strategies import action_strategy
 from properties import check_state, check_transition
 from spec import Variants, initial_state, step
+from spec import actions as A
 from spec.machine import SpecError
 from spec.observe import observe
 from spec.rules import RULES
@@ -49,12 +50,32 @@ TestSpecDefaultVariants = SpecMachine.TestCase
 
 
 class SpecMachineWipingReset(SpecMachine):
-    """The same, with the design study's variants: reset wipes the SE, deletion removes the applet, no cascade delay."""
+    """The same, with the design study's variants: reset wipes the SE, deletion removes the applet, no cascade delay;
+    and the phone certificates linked per kind, a found card's signing certificate re-issued with a fresh expiry."""
 
-    world = base_world(factory_reset_wipes_se=True, remote_deletion_removes_applet=True, cascade_delay_minutes=0)
+    world = base_world(
+        factory_reset_wipes_se=True,
+        remote_deletion_removes_applet=True,
+        cascade_delay_minutes=0,
+        phone_linkage="per_kind",
+        card_found_fresh_expiry=True,
+    )
 
 
 TestSpecOtherVariants = SpecMachineWipingReset.TestCase
+
+
+class SpecMachineEitherLinkage(SpecMachine):
+    """The same, with the third linkage setting: both phone certificates follow both card certificates."""
+
+    world = base_world(phone_linkage="either")
+
+
+TestSpecEitherLinkage = SpecMachineEitherLinkage.TestCase
+
+
+VARIANT_ONLY = {("Apply", "CARD_AUTH_CERT_NOT_VALID"), ("Register", "CARD_AUTH_CERT_NOT_VALID")}
+"""Refusals only a non-default variant gives (phone_linkage per_kind or either): test_generated_runs_reach_the_linkage_refusals."""
 
 
 def test_generated_runs_reach_every_outcome() -> None:
@@ -78,7 +99,7 @@ def test_generated_runs_reach_every_outcome() -> None:
     walk()
     never_accepted = [cls.__name__ for cls in RULES if (cls.__name__, "ACCEPTED") not in seen]
     assert not never_accepted, f"never accepted in generated runs: {never_accepted}"
-    declared = {(cls.__name__, r.name) for cls, spec in RULES.items() for r in spec.reasons}
+    declared = {(cls.__name__, r.name) for cls, spec in RULES.items() for r in spec.reasons} - VARIANT_ONLY
     missing = sorted(declared - set(seen))
     assert len(missing) <= len(declared) // 10, f"{len(missing)} of {len(declared)} refusals never generated: {missing}"
 
@@ -110,3 +131,32 @@ def test_variants_validate() -> None:
         Variants(auth_pin_tries=0)
     with pytest.raises(ValueError, match=">= 0"):
         Variants(cascade_delay_minutes=-1)
+    with pytest.raises(ValueError, match="card_signing, per_kind, either"):
+        Variants(phone_linkage="both")  # type: ignore[arg-type]
+    assert Variants.parse(["phone_linkage=either", "card_found_fresh_expiry=yes", "auth_pin_tries=4"]).to_json() == {
+        **Variants().to_json(),
+        "phone_linkage": "either",
+        "card_found_fresh_expiry": True,
+        "auth_pin_tries": 4,
+    }
+    with pytest.raises(ValueError, match="true or false"):
+        Variants.parse(["card_found_fresh_expiry=maybe"])
+
+
+def test_generated_runs_reach_the_linkage_refusals() -> None:
+    """Under the linkage variants the generator reaches the refusals only they give (CARD_AUTH_CERT_NOT_VALID)."""
+    world = base_world(phone_linkage="either")
+    seen: Counter[tuple[str, str]] = Counter()
+
+    @settings(max_examples=150, derandomize=True, database=None)
+    @given(st.data())
+    def walk(data: st.DataObject) -> None:
+        state = initial_state(world)
+        for _ in range(60):
+            action = data.draw(action_strategy(world, state))
+            state, outcome = step(world, state, action)
+            seen[(action.name, outcome.code)] += 1
+
+    walk()
+    assert ("Apply", "CARD_AUTH_CERT_NOT_VALID") in seen
+    assert all((cls.__name__, "ACCEPTED") in seen for cls in (A.Apply, A.Register, A.RevokeCardCertificate, A.IssueCardCertificate))

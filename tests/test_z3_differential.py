@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -17,7 +18,7 @@ from properties.z3_invariants import init_formula
 from spec import actions as A
 from spec.assumptions import Variants
 from spec.clock import push_due
-from spec.domain import AuthMethod, Kind
+from spec.domain import AuthMethod, Kind, PhoneLinkage
 from spec.machine import step
 from spec.rules import RULES
 from spec.state import State, initial_state
@@ -101,12 +102,21 @@ def _worlds() -> list[World]:
             PhoneSpec(id="D3", se_id="SE-3", android=8),
         ),
         service_providers=base.service_providers,
-        variants=Variants(factory_reset_wipes_se=True, remote_deletion_removes_applet=True, cascade_delay_minutes=0, auth_pin_tries=2),
+        variants=Variants(
+            factory_reset_wipes_se=True,
+            remote_deletion_removes_applet=True,
+            cascade_delay_minutes=0,
+            auth_pin_tries=2,
+            phone_linkage=PhoneLinkage.PER_KIND,
+            card_found_fresh_expiry=True,
+        ),
     )
-    return [base, odd]
+    # The third reading of the linkage (ASM-PHONE-LINKAGE), with the fresh expiry of a re-issued card signing certificate.
+    either = replace(base, variants=Variants(phone_linkage=PhoneLinkage.EITHER, card_found_fresh_expiry=True))
+    return [base, odd, either]
 
 
-@pytest.mark.parametrize("which", [0, 1])
+@pytest.mark.parametrize("which", [0, 1, 2])
 def test_random_steps_agree(which: int) -> None:
     """Random runs (progress, probes, arbitrary arguments): every step's outcome code and next state agree."""
     world = _worlds()[which]

@@ -1,16 +1,20 @@
-"""Z3 proofs: every invariant proved for every reachable state (both settings of each Boolean variant), seeded bugs come back as traces."""
+"""Z3 proofs: every invariant proved for every reachable state (both settings of each Boolean variant, every value of
+phone_linkage, the conformance run's variant worlds), seeded bugs come back as traces."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import pytest
 
+from mjpki.conformance import STATEFUL_WORLDS
 from properties.invariants import STATE_INVARIANTS, TRANSITION_INVARIANTS, check_transition
 from properties.prove import KNOWN_SHAPES, KNOWN_SPEC_VIOLATIONS, InductionResult, _bmc_world, _Engine, bmc, houdini, variant_delta
 from properties.seeded_bugs import SEEDED_BUGS
 from properties.z3_invariants import LEMMAS
 from spec.assumptions import Variants
+from spec.domain import PhoneLinkage
 from spec.machine import step
 from spec.observe import observe
 from spec.state import initial_state
@@ -30,12 +34,46 @@ def test_every_invariant_proved_parametric_as_launched() -> None:
     assert all(why is None for why in ind.transition.values()), ind.transition
 
 
-@pytest.mark.parametrize("name", ["factory_reset_wipes_se", "remote_deletion_removes_applet"])
+BOOLEAN_VARIANTS = [f.name for f in dataclasses.fields(Variants) if isinstance(f.default, bool)]
+
+
+def test_every_boolean_variant_is_proved_in_its_other_setting() -> None:
+    assert set(BOOLEAN_VARIANTS) == {"factory_reset_wipes_se", "remote_deletion_removes_applet", "card_found_fresh_expiry"}
+
+
+@pytest.mark.parametrize("name", BOOLEAN_VARIANTS)
 def test_other_setting_of_each_boolean_variant(name: str) -> None:
-    """The other setting changes some instances' effect; those are checked against the same inductive invariant."""
+    """The other setting changes some instances' effect (or some invariant's reading); those queries are checked
+    against the same inductive invariant, the rest are the launched setting's."""
     changed, failures = variant_delta(_default(), Variants(**{name: True}), timeout=20.0)
     assert changed, f"{name} should change what some rule does"
     assert failures == {}, failures
+
+
+@pytest.mark.parametrize("linkage", [v for v in PhoneLinkage if v is not Variants().phone_linkage])
+def test_each_other_value_of_phone_linkage(linkage: PhoneLinkage) -> None:
+    """ASM-PHONE-LINKAGE: per kind and either card certificate, each proved like a Boolean variant's other setting."""
+    changed, failures = variant_delta(_default(), Variants(phone_linkage=linkage), timeout=20.0)
+    assert set(changed) == {"Apply", "Register"}, changed  # the rest reads the links the registration recorded
+    assert failures == {}, failures
+
+
+def test_variant_delta_finds_what_a_setting_breaks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registration that records the launched links under per_kind breaks the per_kind reading of LNK-2, although
+    the invariants' other queries are the launched setting's: the delta re-asks them because that invariant's formula
+    changed."""
+    from properties.z3_encoding import Encoder
+
+    monkeypatch.setattr(Encoder, "follows", lambda self, k: (True, False))
+    _changed, failures = variant_delta(_default(), Variants(phone_linkage=PhoneLinkage.PER_KIND), timeout=0.5)
+    assert "phone_cert_linked_to_card_signing" in failures, failures
+
+
+@pytest.mark.parametrize("name", [n for n in STATEFUL_WORLDS if n != "default"])
+def test_the_conformance_run_variant_worlds(name: str) -> None:
+    """The settings of the conformance run's variant worlds, all at once (numeric variants included)."""
+    changed, failures = variant_delta(_default(), STATEFUL_WORLDS[name]().variants, timeout=20.0, jobs=2)
+    assert changed and failures == {}, failures
 
 
 _STARTS = {
