@@ -70,6 +70,15 @@ class ReferenceApplet:
             raise AppletAdapterError("the adapter is closed")
         return self.se.transmit(bytes(apdu), caller=self._caller)
 
+    def set_caller(self, caller: bytes | None) -> None:
+        """Send the following commands as another app (its certificate's SHA-256) or as a reader (None): ACL-1 checks.
+
+        An optional capability of an AppletAdapter: the applet search uses it when the adapter has it.
+        """
+        if caller is not None and len(caller) != 32:
+            raise ValueError("a caller is the 32-byte SHA-256 of an app's signing certificate, or None for a reader")
+        self._caller = caller
+
     def reset(self) -> None:
         """GpSe.power_reset."""
         if self._closed:

@@ -48,6 +48,7 @@ from impl.se_apdu import (
     INS_DELETE_KEYS,
     INS_GENERATE_KEY_PAIR,
     INS_GENERATE_R,
+    INS_GET_CHALLENGE,
     INS_GET_DATA,
     INS_GET_OUTPUT,
     INS_GET_SE_ID,
@@ -682,6 +683,7 @@ class GpSe:
                 INS_READ_BINARY: self._jpki_read_binary,
                 INS_VERIFY: self._jpki_verify,
                 INS_CHANGE_REFERENCE_DATA: self._jpki_change_pin,
+                INS_GET_CHALLENGE: self._jpki_get_challenge,
             }.get(cmd.ins)
             if handler is not None:
                 return handler(cmd, level)
@@ -762,6 +764,22 @@ class GpSe:
             return b"", SW_WRONG_OFFSET
         limit = 256 if level is None else MAX_BLOCK
         return content[offset : offset + min(cmd.ne, limit)], SW_OK
+
+    def _jpki_get_challenge(self, cmd: CommandApdu, level: int | None) -> Response:
+        """ISO GET CHALLENGE (PKCS#11 C_GenerateRandom through OpenSC): Ne fresh random bytes, kept nowhere in the SE."""
+        if cmd.p1p2 != 0x0000:
+            return b"", SW_WRONG_P1P2  # P1 would name an algorithm: the applet has one generator
+        if cmd.data or cmd.ne is None:
+            return b"", SW_WRONG_LENGTH
+        limit = 256 if level is None else MAX_BLOCK  # what fits a wrapped response, as READ BINARY
+        return self._draw_random(min(cmd.ne, limit)), SW_OK
+
+    def _draw_random(self, n: int) -> bytes:
+        """n bytes from the SE's random source (R, challenges); a source giving another length is a defect (6F00)."""
+        out = bytes(self._random_bytes(n))
+        if len(out) != n:
+            raise RuntimeError("random_bytes returned the wrong length")
+        return out
 
     def _jpki_verify(self, cmd: CommandApdu, level: int | None) -> Response:
         applet = self._applet
@@ -872,9 +890,7 @@ class GpSe:
     def _tsm_generate_r(self, applet: _Applet, cmd: CommandApdu) -> Response:
         """ISS-2: a fresh random R, kept in the SE; the answer is only the commitment S = SHA-256(R)."""
         self._expect(cmd)
-        r = bytes(self._random_bytes(_R_LEN))
-        if len(r) != _R_LEN:
-            raise RuntimeError("random_bytes returned the wrong length")
+        r = self._draw_random(_R_LEN)
         applet.r = r
         return hashlib.sha256(r).digest(), SW_OK
 

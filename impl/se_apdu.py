@@ -39,6 +39,7 @@ __all__ = [
     "INS_READ_BINARY",
     "INS_VERIFY",
     "INS_CHANGE_REFERENCE_DATA",
+    "INS_GET_CHALLENGE",
     "INS_COMPUTE_DIGITAL_SIGNATURE",
     "INS_MANAGE_CHANNEL",
     "INS_GET_DATA",
@@ -121,6 +122,7 @@ __all__ = [
     "read_binary",
     "verify",
     "change_pin",
+    "get_challenge",
     "compute_signature",
     "install_for_install_and_selectable",
     "delete_aid",
@@ -182,6 +184,7 @@ INS_SELECT: Final = 0xA4
 INS_READ_BINARY: Final = 0xB0
 INS_VERIFY: Final = 0x20
 INS_CHANGE_REFERENCE_DATA: Final = 0x24
+INS_GET_CHALLENGE: Final = 0x84  # PKCS#11 C_GenerateRandom reaches the card as this (OpenSC iso7816_get_challenge)
 INS_MANAGE_CHANNEL: Final = 0x70
 # JPKI (CLA 80): COMPUTE DIGITAL SIGNATURE as OpenSC card-jpki.c sends it.
 INS_COMPUTE_DIGITAL_SIGNATURE: Final = 0x2A
@@ -489,6 +492,11 @@ def change_pin(old: bytes | None, new: bytes) -> bytes:
     if old is None:
         return command_apdu(0x00, INS_CHANGE_REFERENCE_DATA, 0x01, 0x80, new)
     return command_apdu(0x00, INS_CHANGE_REFERENCE_DATA, 0x00, 0x80, old + new)
+
+
+def get_challenge(le: int) -> bytes:
+    """GET CHALLENGE: 00 84 00 00 Le, asking Le fresh random bytes (00 = 256), as OpenSC sends C_GenerateRandom."""
+    return command_apdu(0x00, INS_GET_CHALLENGE, 0x00, 0x00, b"", le)
 
 
 def compute_signature(digest_info: bytes) -> bytes:

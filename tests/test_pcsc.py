@@ -193,8 +193,13 @@ def test_the_pytest_plugin_runs_the_suite_over_pcsc(stack: Stack, tmp_path: Path
 def opensc(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Environment for the OpenSC tools: only the jpki driver, and only the reader SE (the phone SEs are the suite's)."""
     _require(opensc=True)
-    conf = tmp_path_factory.mktemp("opensc") / "opensc.conf"
-    conf.write_text('app default {\n  card_drivers = jpki;\n  ignored_readers = "mjpki SE";\n}\n', encoding="utf-8")
+    return _opensc_env(tmp_path_factory.mktemp("opensc") / "opensc.conf")
+
+
+def _opensc_env(conf: Path, *, debug_log: Path | None = None) -> dict[str, str]:
+    """Write an OpenSC configuration (jpki only, phone SEs ignored; with debug_log, every APDU logged there) and point at it."""
+    debug = "" if debug_log is None else f'  debug = 3;\n  debug_file = "{debug_log}";\n'
+    conf.write_text(f'app default {{\n  card_drivers = jpki;\n  ignored_readers = "mjpki SE";\n{debug}}}\n', encoding="utf-8")
     return {**os.environ, "OPENSC_CONF": str(conf)}
 
 
@@ -292,3 +297,45 @@ def test_opensc_wrong_pins_show_tries_left_and_lock(opensc: dict[str, str]) -> N
     assert login.returncode != 0 and "CKR_PIN_LOCKED" in login.stdout + login.stderr
     assert "user PIN locked" in _tool(env, "pkcs11-tool", "--module", module, "-L").stdout
     assert _tries_left(env)["Digital Signature PIN"] == 5
+
+
+_GET_CHALLENGE_LOGGED = re.compile(r"Outgoing APDU \(5 bytes\):\n00 84 00 00 ([0-9A-F]{2}) .*?Incoming APDU \((\d+) bytes\)", re.S)
+
+
+@pytest.mark.parametrize(
+    ("label", "key", "kind"),
+    [
+        ("JPKI (User Authentication PIN)", "User Authentication Key", Kind.AUTH),
+        ("JPKI (Digital Signature PIN)", "Digital Signature Key", Kind.SIGNING),
+    ],
+    ids=["auth-pin", "signing-pin"],
+)
+def test_pkcs11_tool_test_login_reports_no_errors(opensc: dict[str, str], tmp_path: Path, label: str, key: str, kind: Kind) -> None:
+    """`pkcs11-tool --test --login` on each token, with its PIN: random (GET CHALLENGE), digests, signatures, verify; no errors."""
+    card = _demo_card()
+    module = opensc_module()
+    assert module is not None
+    pin = card.auth_pin if kind is Kind.AUTH else card.signing_pin  # OpenSC's jpki: one token per PIN
+    log = tmp_path / "opensc-debug.log"
+    env = _opensc_env(tmp_path / "opensc.conf", debug_log=log)
+    done = _tool(env, "pkcs11-tool", "--module", module, "--token-label", label, "--login", "--pin", pin, "--test")
+    out = done.stdout
+    # pkcs11-tool exits 0 even when tests fail ("1 errors"): the verdict is in the output
+    assert out.rstrip().endswith("No errors"), out + done.stderr
+    bad = [line for line in (out + done.stderr).splitlines() if re.search(r"err|fail|invalid|CKR_", line, re.I) and line != "No errors"]
+    assert not bad, out + done.stderr
+    random_part = out.split("Digests:")[0]
+    assert "C_GenerateRandom():" in random_part and "seems to be OK" in random_part and "RNG not available" not in random_part, out
+    for expected in (
+        "all 4 digest functions seem to work",
+        f"testing key 0 ({key})",
+        "all 4 signature functions seem to work",
+        "    SHA256-RSA-PKCS: OK",
+        f"testing key 0 ({key}) -- can't be used to decrypt, skipping",  # sign-only keys (OpenSC pkcs15-jpki.c)
+    ):
+        assert expected in out, (expected, out)
+    assert out.count("    RSA-PKCS: OK") == 2 and out.count("    SHA1-RSA-PKCS: OK") == 2, out  # signed, then verified
+    # C_GenerateRandom(10) and (100) came from the applet: 00 84 00 00 Le, each answered with Le bytes + SW (an error is SW alone)
+    exchanges = [(int(le, 16), int(n)) for le, n in _GET_CHALLENGE_LOGGED.findall(log.read_text(errors="replace"))]
+    assert {0x0A, 0x64} <= {le for le, _n in exchanges}, exchanges
+    assert all(n == le + 2 for le, n in exchanges), exchanges

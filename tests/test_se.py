@@ -743,6 +743,126 @@ def test_signature_over_other_inputs(issued: Issued) -> None:
     assert sw(tx(se, "00 2A 00 80 01 00 00")) == "6D00"  # JPKI signs with CLA 80
 
 
+# --- GET CHALLENGE (PKCS#11 C_GenerateRandom) ----------------------------------------------------------------------
+
+
+class _CountingRandom:
+    """A deterministic random_bytes that records every length it was asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+        self._counter = itertools.count()
+
+    def __call__(self, n: int) -> bytes:
+        self.asked.append(n)
+        return bytes(next(self._counter) & 0xFF for _ in range(n))
+
+
+def test_get_challenge_answers_le_fresh_bytes_before_any_pin(issued: Issued) -> None:
+    """00 84 00 00 Le: exactly Ne random bytes (Le 00 = 256) and 9000, no PIN needed; each answer is new."""
+    assert A.get_challenge(8) == h("0084000008") and A.get_challenge(0) == h("0084000000")
+    se = issued.se()
+    opensc_select_ap(se)
+    for le, n in ((1, 1), (8, 8), (10, 10), (100, 100), (239, 239), (255, 255), (0, 256)):
+        first, second = tx(se, A.get_challenge(le)), tx(se, A.get_challenge(le))
+        assert sw(first) == sw(second) == "9000" and len(first) == len(second) == n + 2, le
+        if n >= 8:
+            assert first != second, le  # fresh bytes each time (2^-64 odds of a false alarm)
+    assert se.status() == issued.se().status()  # nothing of the card changed: no PIN was needed or spent
+
+
+def test_get_challenge_draws_from_the_se_random_source(issued: Issued) -> None:
+    """The bytes are random_bytes(Ne) of the SE (plain) or random_bytes(min(Ne, 239)) (wrapped); the SE keeps no copy."""
+    source = _CountingRandom()
+    se = GpSe.from_snapshot(json.loads(json.dumps(issued.snapshot)), random_bytes=source)
+    before = se.snapshot()
+    opensc_select_ap(se)
+    assert tx(se, A.get_challenge(10)) == bytes(range(10)) + SW_OK
+    assert tx(se, A.get_challenge(3)) == bytes(range(10, 13)) + SW_OK
+    tsm = HostTsm(se, caller=None)
+    tsm.select(A.JPKI_AID.hex())
+    tsm.open()
+    assert tsm.send(A.get_challenge(10)) == (bytes((13 + i) & 0xFF for i in range(A.MAX_BLOCK)), "9000")
+    assert source.asked == [10, 3, A.MAX_BLOCK]
+    after = se.snapshot()
+    after["applet"]["apsd"]["sequence_counter"] = before["applet"]["apsd"]["sequence_counter"]  # the session opened
+    assert after == before  # nothing non-volatile changed: no copy of a challenge, R and the PINs untouched
+
+
+def test_get_challenge_errors(issued: Issued) -> None:
+    """P1 P2 not 00 00: 6A86 (checked first); data or no Le: 6700; CLA 80: 6D00; the ISD: 6D00; ACL-1: 6982."""
+    se = issued.se()
+    assert sw(tx(se, A.get_challenge(8))) == "6D00"  # after reset the ISD is selected: it has no GET CHALLENGE
+    opensc_select_ap(se, APP)
+    for apdu in ("00 84 00 00", "00 84 00 00 01 00", "00 84 00 00 01 00 08"):
+        assert sw(tx(se, apdu, APP)) == "6700", apdu
+    for apdu in ("00 84 01 00 08", "00 84 00 01 08", "00 84 80 00 00", "00 84 FF FF 08", "00 84 01 00", "00 84 00 01 02 00 00 08"):
+        assert sw(tx(se, apdu, APP)) == "6A86", apdu  # P1 P2 before the length, as SELECT EF and VERIFY
+    assert sw(tx(se, "80 84 00 00 08", APP)) == "6D00"  # ISO class only
+    assert sw(tx(se, A.get_challenge(8), OTHER_APP)) == "6982"  # ACL-1 on every command the applet receives
+    assert sw(tx(se, A.get_challenge(8), APP)) == "9000"
+    closed = GpSe.from_snapshot(se.snapshot() | {"config": se.snapshot()["config"] | {"reader_access": False}})
+    assert sw(tx(closed, A.select_aid(A.JPKI_AID), APP)) == "9000"
+    assert sw(tx(closed, A.get_challenge(8))) == "6982"  # a reader, with reader_access off
+
+
+def test_get_challenge_wrapped_answers_at_most_239_bytes(issued: Issued) -> None:
+    """CLA 04 in a session to the applet, at any level: min(Ne, 239) bytes; the wrapped Le is 00, so 239."""
+    se = issued.se()
+    tsm = HostTsm(se)
+    tsm.select(A.JPKI_AID.hex())
+    for level in (0x01, 0x03, 0x13, 0x33):
+        tsm.open(level)
+        first, second = tsm.send(A.get_challenge(8)), tsm.send(A.get_challenge(0))
+        assert first[1] == second[1] == "9000" and len(first[0]) == len(second[0]) == A.MAX_BLOCK, level
+        assert first[0] != second[0]
+        assert tsm.send("00 84 00 00") == (b"", "6700")  # no Le, even wrapped
+        assert tsm.send("00 84 00 01 00") == (b"", "6A86")
+        assert tsm.send("80 84 00 00 00") == (b"", "6D00")
+    tsm.select(A.ISD_AID.hex())
+    tsm.open()
+    assert tsm.send(A.get_challenge(8)) == (b"", "6D00")  # the ISD has none, wrapped or not
+
+
+def test_get_challenge_keeps_ef_pins_and_session_but_ends_output_and_chain(issued: Issued) -> None:
+    """It clears only what every applet command clears: the pending output and a certificate chain."""
+    se = issued.se()
+    opensc_select_ap(se)
+    assert verify_pin(se, Kind.AUTH, PINS[Kind.AUTH]) == "9000"
+    assert select_ef(se, A.EF_KEY[Kind.AUTH]) == SW_OK
+    assert sw(tx(se, A.get_challenge(8))) == "9000"
+    assert sw(tx(se, A.compute_signature(digest_info(b"m")))) == "9000"  # current EF and verified PIN stay
+    tsm = HostTsm(se)
+    tsm.select(A.JPKI_AID.hex())
+    tsm.open()
+    blocks = A.write_certificate(0x03, issued.ca_certs[Kind.AUTH], block_size=200)
+    assert len(blocks) >= 2 and tsm.send(blocks[0]) == (b"", "9000")
+    assert sw(tsm.plain(A.get_challenge(8))) == "9000"  # plain, inside the session: the session stays
+    assert tsm.send(blocks[1]) == (b"", "6A86")  # but the chain is gone
+    assert tsm.send(A.generate_r())[1] == "9000"
+    data, status = tsm.send(A.generate_key_pair([Kind.AUTH]))
+    assert status == "6310" and len(data) == A.MAX_BLOCK
+    assert sw(tsm.plain(A.get_challenge(8))) == "9000"
+    assert tsm.send(A.get_output(len(data))) == (b"", "6985")  # the output is no longer readable
+
+
+def test_get_challenge_works_with_a_locked_pin_and_without_keys(issued: Issued) -> None:
+    """In any PIN state and with empty slots: GET CHALLENGE needs nothing of them."""
+    se = issued.se()
+    opensc_select_ap(se)
+    for _ in range(3):
+        verify_pin(se, Kind.AUTH, b"0000")
+    assert se.status().slots[Kind.AUTH].pin_status is PinStatus.LOCKED
+    assert sw(tx(se, A.get_challenge(16))) == "9000"
+    tsm = HostTsm(se)
+    tsm.select(A.JPKI_AID.hex())
+    tsm.open()
+    assert tsm.send(A.delete_keys([Kind.AUTH, Kind.SIGNING])) == (b"", "9000")
+    opensc_select_ap(se)
+    assert not any(s.key_present for s in se.status().slots.values())
+    assert len(tx(se, A.get_challenge(16))) == 18
+
+
 # --- the private keys never leave (ISS-5) ----------------------------------------------------------------------------
 
 _P1P2 = ((0x00, 0x00), (0x00, 0x80), (0x01, 0x00), (0x02, 0x0C))
@@ -1057,10 +1177,10 @@ def test_unknown_instructions_get_6d00(issued: Issued) -> None:
     se = issued.se()
     for apdu in ("00 84 00 00 08", "00 C0 00 00 00", "80 CA 9F 7F 00", "00 B0 00 00 00", "00 20 00 80", "00 22 41 B6 03 83 01 01"):
         assert sw(tx(se, apdu)) in ("6D00", "6A88"), apdu  # ISD: GET DATA answers 6A88 for unknown tags
-    assert sw(tx(se, "00 84 00 00 08")) == "6D00"
+    assert sw(tx(se, "00 84 00 00 08")) == "6D00"  # the ISD has no GET CHALLENGE; the applet has (its own tests)
     opensc_select_ap(se)
     for apdu in (
-        "00 84 00 00 08",
+        "00 88 00 00 08 01 02 03 04 05 06 07 08 00",
         "00 C0 00 00 00",
         "00 22 41 B6 03 83 01 01",
         "00 2A 9E 9A 02 00 00 00",
@@ -1119,7 +1239,7 @@ def test_fuzz_random_bytes_never_raise(fuzz_se: GpSe, raw: bytes, caller: bytes 
 
 
 _KNOWN_COMMANDS = (
-    *((0x00, ins) for ins in (0xA4, 0xB0, 0x20, 0x24, 0xCA)),
+    *((0x00, ins) for ins in (0xA4, 0xB0, 0x20, 0x24, 0x84, 0xCA)),
     *((0x80, ins) for ins in (0x2A, 0x50, 0xCA, 0xE2, 0xE4, 0xE6, 0xF2, *sorted(A.TSM_INS))),
     (0x84, 0x82),
 )
