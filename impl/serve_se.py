@@ -15,27 +15,43 @@ reference system's SQLite records of a `--demo` personalisation sit next to it (
 One SE can be served on several ports, each with the caller (ACL-1) the SE sees on it: `None`, a reader such as OpenSC
 uses; or an Android app's signing-certificate hash, standing for that app's OMAPI channel on the phone. The system-level
 suite over PC/SC (adapters.pcsc_system) uses one reader per phone: slot 00 is the official app, slot 01 another app.
+
+`--applet MODULE:CLASS` serves another class instead of GpSe (a third party's applet in Python, or a deliberately faulty
+GpSe subclass), for every SE this process serves. What serve-se needs of it is `SeFactory` (the class: GpSe's
+constructor and `from_snapshot`) and `ServedSe` (its objects: `se_id`, `transmit`, `power_reset`, `snapshot`); `--demo`
+needs only `se_id` and `transmit`, but a working issuance flow behind them. mjpki.cli loads the class
+(mjpki.adapterspec) and `check_applet` checks it, so impl/ stays free of mjpki/.
+
+Everything serve-se writes holds secrets (the SEs' private keys, PINs and ISD keys; the demo's records) or is loaded
+by pcscd (the driver copies, reader.conf.d): folders are made 0700 and refused when they are symbolic links, someone
+else's, or writable by group or others (`private_dir`); files are written 0600 through a fresh temporary file with a
+random name, created with O_EXCL|O_NOFOLLOW in the same folder, then renamed over the old one (`write_private`), so a
+stale temporary file or a link someone planted never receives the data and no file keeps an old mode.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
+import stat
 import struct
+import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, Protocol
 
 from impl.scp03 import StaticKeys
 from impl.se import GpSe
-from impl.se_apdu import JPKI_ATR, SW_WRONG_LENGTH
+from impl.se_apdu import JPKI_ATR, SW_UNKNOWN, SW_WRONG_LENGTH
 from spec.domain import Kind
 
 __all__ = [
@@ -47,6 +63,15 @@ __all__ = [
     "CTRL_ON",
     "CTRL_RESET",
     "CTRL_ATR",
+    "ServedSe",
+    "SeFactory",
+    "AppletError",
+    "check_applet",
+    "check_served",
+    "UnsafePathError",
+    "private_dir",
+    "write_private",
+    "read_private",
     "Channel",
     "SeStore",
     "VpcdCard",
@@ -59,6 +84,8 @@ __all__ = [
     "VPCD_DRIVER",
     "reader_conf",
     "write_pcscd_config",
+    "listening_ports",
+    "join_pcscd_network",
     "build_parser",
     "main",
 ]
@@ -100,15 +127,89 @@ def parse_keys(text: str) -> StaticKeys:
     raise ValueError(f"keys must be one AES key (16/24/32 bytes) or three (ENC||MAC||DEK), got {len(raw)} bytes")
 
 
+# --- what is served ----------------------------------------------------------------------------------------------
+
+
+class ServedSe(Protocol):
+    """What serve-se uses of a served SE object (impl.se.GpSe is one)."""
+
+    @property
+    def se_id(self) -> str:
+        """The SE-ID; it must be the one the SE was made or restored with."""
+        ...
+
+    def transmit(self, apdu: bytes, *, caller: bytes | None) -> bytes:
+        """One command APDU from `caller` (None: a reader; else an app's 32-byte certificate hash) → data || SW."""
+        ...
+
+    def power_reset(self) -> None:
+        """Power off, power on or reset: forget the volatile state (selection, verified PINs, secure channel)."""
+        ...
+
+    def snapshot(self) -> dict[str, Any]:
+        """The non-volatile memory as JSON-able data, which `from_snapshot` turns back into the same SE."""
+        ...
+
+
+class SeFactory(Protocol):
+    """What serve-se uses of the served class (impl.se.GpSe is one): its constructor and `from_snapshot`."""
+
+    def __call__(self, se_id: str, isd_keys: StaticKeys, /, *, auth_pin_tries: int, signing_pin_tries: int) -> ServedSe:
+        """A fresh SE: no applet, these ISD (and APSD) keys, these retry limits for the applet INSTALL makes."""
+        ...
+
+    def from_snapshot(self, snapshot: Mapping[str, Any], /) -> ServedSe:
+        """The SE a `snapshot()` was taken of, freshly reset; ValueError if the data is malformed."""
+        ...
+
+
+_SE_METHODS: Final = ("transmit", "power_reset", "snapshot")
+
+
+class AppletError(TypeError):
+    """The class given with --applet (or what it makes) is not enough like impl.se.GpSe for serve-se to serve."""
+
+
+def _name(obj: object) -> str:
+    """module.QualifiedName of a class or function, else its type's name."""
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    return f"{module}.{qualname}" if module and qualname else f"an object of type {type(obj).__name__}"
+
+
+def check_applet(obj: object, spec: str) -> SeFactory:
+    """obj, if it looks like a SeFactory (a class like GpSe); AppletError naming what is missing otherwise."""
+    if not callable(obj):
+        raise AppletError(f"applet {spec!r}: that is of type {type(obj).__name__}, not a class like impl.se.GpSe (docs/pcsc.md)")
+    missing = [] if callable(getattr(obj, "from_snapshot", None)) else ["from_snapshot"]
+    if isinstance(obj, type):  # a factory function's objects can only be checked once made (check_served)
+        missing = [m for m in _SE_METHODS if not callable(getattr(obj, m, None))] + missing
+    if missing:
+        raise AppletError(
+            f"applet {spec!r}: {_name(obj)} has no {', '.join(missing)}: serve-se needs a class like impl.se.GpSe (docs/pcsc.md)"
+        )
+    return obj  # type: ignore[return-value]
+
+
+def check_served(se: object, se_id: str, made_by: str) -> ServedSe:
+    """se, if it is a ServedSe with this SE-ID; AppletError naming what is wrong otherwise."""
+    missing = [m for m in _SE_METHODS if not callable(getattr(se, m, None))]
+    if missing:
+        raise AppletError(f"{made_by} made {_name(type(se))}, which has no {', '.join(missing)}: serve-se needs an object like GpSe's")
+    actual = getattr(se, "se_id", None)
+    if actual != se_id:
+        raise AppletError(f"{made_by} made an SE whose se_id is {actual!r}, not {se_id!r}")
+    return se  # type: ignore[return-value]
+
+
 # --- the protocol ------------------------------------------------------------------------------------------------
 
 
-def handle_message(se: GpSe, caller: bytes | None, payload: bytes, *, atr: bytes = JPKI_ATR) -> bytes | None:
-    """vpcd's message to the card → the card's answer (None: no answer is sent). Never raises on bad input."""
+def handle_message(se: ServedSe, caller: bytes | None, payload: bytes, *, atr: bytes = JPKI_ATR) -> bytes | None:
+    """vpcd's message to the card → the card's answer (None: no answer is sent). Never raises, even if the SE does."""
     if len(payload) == 1:
         control = payload[0]
         if control in (CTRL_OFF, CTRL_ON, CTRL_RESET):
-            se.power_reset()  # a card's volatile state does not survive a power cycle or a reset
+            _power_reset(se)  # a card's volatile state does not survive a power cycle or a reset
             return None
         if control == CTRL_ATR:
             return atr
@@ -116,7 +217,31 @@ def handle_message(se: GpSe, caller: bytes | None, payload: bytes, *, atr: bytes
         return None
     if not payload:
         return SW_WRONG_LENGTH
-    return se.transmit(payload, caller=caller)
+    try:
+        answer = se.transmit(payload, caller=caller)
+    except Exception:  # a served (third-party or faulty) applet's defect must not take the virtual card out of the reader
+        _LOG.exception("%s: transmit raised on APDU %s; answered 6F00", _se_label(se), payload.hex().upper())
+        return SW_UNKNOWN
+    if not isinstance(answer, bytes | bytearray) or len(answer) < 2:
+        _LOG.error("%s: transmit returned %r for APDU %s, not data || SW; answered 6F00", _se_label(se), answer, payload.hex().upper())
+        return SW_UNKNOWN
+    return bytes(answer)
+
+
+def _power_reset(se: ServedSe) -> None:
+    """se.power_reset(), logging (not raising) a served applet's defect."""
+    try:
+        se.power_reset()
+    except Exception:
+        _LOG.exception("%s: power_reset raised", _se_label(se))
+
+
+def _se_label(se: object) -> str:
+    """The SE-ID for log lines, whatever the served object does."""
+    try:
+        return str(se.se_id)  # type: ignore[attr-defined]
+    except Exception:
+        return repr(se)
 
 
 def _quickack(sock: socket.socket) -> None:
@@ -147,13 +272,102 @@ def _recv_exact(sock: socket.socket, n: int, stop: threading.Event) -> bytes | N
     return out
 
 
+# --- private files -------------------------------------------------------------------------------------------------
+
+
+class UnsafePathError(ValueError):
+    """A folder or file serve-se would write secrets to, but someone else owns or can change."""
+
+
+def _open_dir(path: Path) -> int:
+    """A descriptor of the folder path itself (O_NOFOLLOW: a symbolic link is refused, not followed)."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise UnsafePathError(f"{path} is a symbolic link: serve-se writes private keys there; give a real folder") from None
+        if exc.errno == errno.ENOTDIR:
+            raise UnsafePathError(f"{path} is not a folder: remove it or give another path") from None
+        raise
+
+
+def _check_dir(fd: int, path: Path) -> None:
+    """The open folder is ours and no one else can write to it; it is made 0700 if group or others could read it."""
+    st = os.fstat(fd)
+    if st.st_uid != os.geteuid():
+        raise UnsafePathError(
+            f"{path} belongs to uid {st.st_uid}, not to you (uid {os.geteuid()}): someone else could read or swap what is "
+            "written there; remove it or give another path"
+        )
+    if st.st_mode & 0o022:
+        raise UnsafePathError(
+            f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}): files could have been planted "
+            "there; remove it or give another path"
+        )
+    if st.st_mode & 0o077:
+        os.fchmod(fd, 0o700)
+
+
+def private_dir(path: Path) -> Path:
+    """path as a folder only we can enter: made 0700 (parents as needed) or checked and tightened; UnsafePathError if not ours."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    fd = _open_dir(path)
+    try:
+        _check_dir(fd, path)
+    finally:
+        os.close(fd)
+    return path
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Replace path atomically with a 0600 file holding data, in a folder private_dir accepts.
+
+    The data goes to a new file with a random name (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600) in the same folder, which is
+    then renamed over path: a stale temporary file, a planted link or an old file's mode never gets the data.
+    """
+    dfd = _open_dir(path.parent)
+    try:
+        _check_dir(dfd, path.parent)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        tmp = f".{path.name}.{secrets.token_hex(8)}.tmp"
+        fd = os.open(tmp, flags, 0o600, dir_fd=dfd)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path.name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dfd)
+            raise
+    finally:
+        os.close(dfd)
+
+
+def read_private(path: Path) -> bytes:
+    """The content of a regular file of ours at path (not followed if it is a link); UnsafePathError for anything else."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafePathError(f"{path} is a symbolic link, not the SE's state file: remove it") from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            raise UnsafePathError(f"{path} is not a file of yours: remove it or give another --state directory")
+        return f.read()
+
+
 # --- persistence ---------------------------------------------------------------------------------------------------
 
 
 class SeStore:
     """One SE and the file holding its non-volatile memory; APDUs from every channel of the SE go through `exchange`."""
 
-    def __init__(self, path: Path, se: GpSe) -> None:
+    def __init__(self, path: Path, se: ServedSe) -> None:
         self.path = path
         self.se = se
         self._lock = threading.Lock()
@@ -162,38 +376,72 @@ class SeStore:
 
     @classmethod
     def open(
-        cls, path: Path, *, se_id: str, keys: StaticKeys, auth_pin_tries: int = 3, signing_pin_tries: int = 5, fresh: bool = False
+        cls,
+        path: Path,
+        *,
+        se_id: str,
+        keys: StaticKeys,
+        auth_pin_tries: int = 3,
+        signing_pin_tries: int = 5,
+        fresh: bool = False,
+        applet: SeFactory = GpSe,
     ) -> SeStore:
-        """The SE stored at path (a new one if there is none, or if fresh); ValueError if the file holds another SE."""
-        if path.exists() and not fresh:
-            se = GpSe.from_snapshot(json.loads(path.read_text(encoding="utf-8")))
-            if se.se_id != se_id:
-                raise ValueError(f"{path} holds SE {se.se_id!r}, not {se_id!r}: give another --state directory")
+        """The SE stored at path (a new one if there is none, or if fresh), made by `applet`.
+
+        ValueError if the file holds another SE or is malformed; AppletError if `applet` fails to make a servable SE.
+        """
+        restoring = path.exists() and not fresh
+        made_by = _name(applet) + (".from_snapshot" if restoring else "")
+        if restoring:
+            se = _make(applet, "from_snapshot", json.loads(read_private(path).decode("utf-8")))
+            stored = getattr(se, "se_id", None)
+            if isinstance(stored, str) and stored != se_id:
+                raise ValueError(f"{path} holds SE {stored!r}, not {se_id!r}: give another --state directory")
             _LOG.info("loaded %s from %s", se_id, path)
         else:
-            se = GpSe(se_id, keys, auth_pin_tries=auth_pin_tries, signing_pin_tries=signing_pin_tries)
-        return cls(path, se)
+            se = _make(applet, None, se_id, keys, auth_pin_tries=auth_pin_tries, signing_pin_tries=signing_pin_tries)
+        served = check_served(se, se_id, made_by)
+        try:
+            return cls(path, served)
+        except (TypeError, ValueError) as exc:  # json.dumps refused what snapshot() returned
+            raise AppletError(f"{_name(applet)}: snapshot() did not return JSON-able data ({exc})") from exc
 
     def exchange(self, caller: bytes | None, payload: bytes) -> bytes | None:
         """handle_message, then persist the SE if its non-volatile memory changed."""
         with self._lock:
             answer = handle_message(self.se, caller, payload)
             if len(payload) > 1:
-                self.save()
+                try:
+                    self.save()
+                except Exception:  # keep serving: a faulty applet's snapshot() must not end the session
+                    _LOG.exception("%s: the state was not saved to %s", _se_label(self.se), self.path)
             return answer
 
+    def power_reset(self) -> None:
+        """The card left the reader (or was reset): the SE forgets its volatile state."""
+        with self._lock:
+            _power_reset(self.se)
+
     def save(self) -> None:
-        """Write the snapshot (private keys included: the file is created 0600) if it changed; atomically."""
+        """Write the snapshot (private keys included) if it changed: atomically, as a new 0600 file (write_private)."""
         text = json.dumps(self.se.snapshot(), sort_keys=True)
         if text == self._saved:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, self.path)
+        private_dir(self.path.parent)
+        write_private(self.path, text.encode("utf-8"))
         self._saved = text
+
+
+def _make(applet: SeFactory, method: str | None, *args: Any, **kwargs: Any) -> object:
+    """applet(...) or applet.method(...): ValueError passes (bad input, e.g. a malformed file); anything else is an AppletError."""
+    make = applet if method is None else getattr(applet, method)
+    what = _name(applet) + ("" if method is None else f".{method}")
+    try:
+        return make(*args, **kwargs)
+    except ValueError:
+        raise
+    except Exception as exc:  # e.g. a constructor that does not take GpSe's arguments
+        raise AppletError(f"{what}(...) raised {type(exc).__name__}: {exc} (serve-se calls it as impl.se.GpSe's; docs/pcsc.md)") from exc
 
 
 # --- the server ----------------------------------------------------------------------------------------------------
@@ -228,7 +476,7 @@ class VpcdCard(threading.Thread):
             except OSError:
                 self.stop_event.wait(self.retry_seconds)  # pcscd (vpcd) not listening yet, or restarting
                 continue
-            _LOG.info("%s: inserted into vpcd at %s:%d", self.store.se.se_id, self.host, self.channel.port)
+            _LOG.info("%s: inserted into vpcd at %s:%d", _se_label(self.store.se), self.host, self.channel.port)
             self.connected.set()
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -237,8 +485,8 @@ class VpcdCard(threading.Thread):
             finally:
                 self.connected.clear()
                 sock.close()
-                self.store.se.power_reset()  # removed from the reader
-                _LOG.info("%s: link to port %d closed", self.store.se.se_id, self.channel.port)
+                self.store.power_reset()  # removed from the reader
+                _LOG.info("%s: link to port %d closed", _se_label(self.store.se), self.channel.port)
 
     def _serve(self, sock: socket.socket) -> None:
         while not self.stop_event.is_set():
@@ -377,7 +625,8 @@ def reader_conf(phones: int, *, base_port: int = PHONE_BASE_PORT, driver_dir: Pa
     for k in range(1, phones + 1):
         assert driver_dir is not None
         entries.append((f"{PHONE_READER_PREFIX}{phone_se_id(k)}", base_port + 2 * (k - 1), driver_dir / f"libifdvpcd-mjpki-{k}.so"))
-    # vpcd listens on CHANNELID (slot 00) and CHANNELID + 1 (slot 01).
+    # vpcd listens on CHANNELID (slot 00) and CHANNELID + 1 (slot 01), on every interface: scripts/pcsc.sh and
+    # tests/pcsc_stack.py run pcscd in a network namespace of its own (docs/security.md).
     return "".join(
         f'FRIENDLYNAME "{name}"\nDEVICENAME   /dev/null:0x{port:04X}\nLIBPATH      {lib}\nCHANNELID    0x{port:04X}\n\n'
         for name, port, lib in entries
@@ -385,22 +634,78 @@ def reader_conf(phones: int, *, base_port: int = PHONE_BASE_PORT, driver_dir: Pa
 
 
 def write_pcscd_config(directory: Path, phones: int, *, base_port: int = PHONE_BASE_PORT) -> Path:
-    """Write DIR/reader.conf.d/vpcd (for `pcscd -c`) and DIR/drivers/ (copies of the vpcd driver); the reader.conf.d path."""
+    """Write DIR/reader.conf.d/vpcd (for `pcscd -c`) and DIR/drivers/ (copies of the vpcd driver); the reader.conf.d path.
+
+    pcscd loads what is there: DIR and both folders must be private (private_dir), every file is written afresh, 0600.
+    """
     if not 0 <= phones <= 7:
         raise ValueError(f"pcscd takes 16 readers: Virtual PCD (2) and at most 7 phones (2 each), not {phones}")
     if not VPCD_DRIVER.exists():
         raise FileNotFoundError(f"{VPCD_DRIVER} is missing: apt-get install vsmartcard-vpcd (scripts/pcsc.sh install)")
-    drivers = directory / "drivers"
-    drivers.mkdir(parents=True, exist_ok=True)
+    drivers = private_dir(private_dir(directory) / "drivers")
     data = VPCD_DRIVER.read_bytes()
     for k in range(1, phones + 1):
-        copy = drivers / f"libifdvpcd-mjpki-{k}.so"
-        if not copy.exists() or copy.read_bytes() != data:
-            copy.write_bytes(data)  # a copy, not a link: the dynamic loader shares one instance per file
-    conf = directory / "reader.conf.d"
-    conf.mkdir(parents=True, exist_ok=True)
-    (conf / "vpcd").write_text(reader_conf(phones, base_port=base_port, driver_dir=drivers), encoding="utf-8")
+        write_private(drivers / f"libifdvpcd-mjpki-{k}.so", data)  # a copy, not a link: the loader shares one instance per file
+    conf = private_dir(directory / "reader.conf.d")
+    write_private(conf / "vpcd", reader_conf(phones, base_port=base_port, driver_dir=drivers).encode("utf-8"))
     return conf
+
+
+# --- pcscd's network namespace ---------------------------------------------------------------------------------------
+
+_CLONE_NEWNET: Final = 0x40000000
+
+
+def _pcscd_pids() -> list[int]:
+    """PIDs of running pcscd processes owned by root or by us (any other one could be a user's stand-in)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if (proc / "comm").read_text().strip() == "pcscd" and proc.stat().st_uid in (0, os.geteuid()):
+                found.append(int(proc.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def listening_ports(pid: int | str = "self") -> set[int]:
+    """TCP ports with a listening socket in the network namespace of process pid (from /proc/PID/net/tcp and tcp6)."""
+    ports: set[int] = set()
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{name}").read_text(encoding="ascii").splitlines()[1:]
+        except OSError:
+            continue
+        ports |= {int(f[1].rsplit(":", 1)[1], 16) for f in (line.split() for line in lines) if len(f) > 3 and f[3] == "0A"}
+    return ports
+
+
+def join_pcscd_network(ports: Sequence[int]) -> str | None:
+    """Join the running pcscd's network namespace when vpcd listens on these ports there and not here; what was done.
+
+    scripts/pcsc.sh and tests/pcsc_stack.py run pcscd in a network namespace of its own (only loopback), because vpcd
+    listens on every interface (docs/security.md); vpcd's ports are reachable only from inside it. Joining needs root
+    (CAP_SYS_ADMIN), as starting pcscd that way did. Call it before any thread starts: threads inherit the namespace.
+    """
+    pids = _pcscd_pids()
+    if len(pids) != 1 or listening_ports() & set(ports) or not listening_ports(pids[0]) & set(ports):
+        return None  # vpcd (or a stand-in) listens here, or nowhere yet: connect here, as always
+    theirs, ours = Path(f"/proc/{pids[0]}/ns/net"), Path("/proc/self/ns/net")
+    try:
+        if theirs.stat().st_ino == ours.stat().st_ino:
+            return None
+        fd = os.open(theirs, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        return f"vpcd listens in pcscd's own network namespace (pid {pids[0]}), which we cannot join ({exc.strerror}): run as root"
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.setns(fd, _CLONE_NEWNET) != 0:
+            return f"cannot join pcscd's network namespace ({os.strerror(ctypes.get_errno())}): run as root"
+    finally:
+        os.close(fd)
+    return f"joined pcscd's network namespace (pid {pids[0]}, loopback only), where vpcd listens"
 
 
 # --- the command ---------------------------------------------------------------------------------------------------
@@ -425,6 +730,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--keys", help="ISD (and APSD) SCP03 keys of fresh SEs, hex (default: the GP test keys 40..4F)")
     p.add_argument("--auth-pin-tries", type=int, default=3, help="auth PIN retry limit of fresh SEs (default 3)")
     p.add_argument("--signing-pin-tries", type=int, default=5, help="signing PIN retry limit of fresh SEs (default 5)")
+    p.add_argument(
+        "--applet",
+        metavar="MODULE:CLASS",
+        help="serve this class instead of impl.se.GpSe, for every SE: package.module:Class or path/to/file.py:Class, with GpSe's "
+        "constructor and interface (docs/pcsc.md); give it on every start: --state keeps only the SEs' memory, not the class",
+    )
     p.add_argument("--demo", action="store_true", help="wipe the reader SE and personalise it with a demo person's phone certificates")
     p.add_argument("--signing-pin", default="ABC123", help="signing PIN of --demo (6-16 upper-case letters and digits)")
     p.add_argument("--auth-pin", default="1234", help="auth PIN of --demo (4 digits)")
@@ -437,22 +748,21 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return p
 
 
-def main(args: argparse.Namespace) -> int:
-    """Run `mjpki serve-se` until SIGINT/SIGTERM."""
+def main(args: argparse.Namespace, *, applet: SeFactory | None = None) -> int:
+    """Run `mjpki serve-se` until SIGINT/SIGTERM; `applet` is the class --applet named (mjpki.cli loads and checks it)."""
     from impl.system import OFFICIAL_APP_HASH, OTHER_APP_HASH
 
+    if args.applet and applet is None:
+        raise ValueError(f"--applet {args.applet}: load it with mjpki.cli (`mjpki serve-se`) and pass it as main(args, applet=...)")
+    factory: SeFactory = GpSe if applet is None else applet
+
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="serve-se: %(message)s")
+    os.umask(0o077)  # everything written holds secrets or is loaded by pcscd: the SQLite records of --demo too
     if not 0 <= args.phones <= 7:
         print("serve-se: --phones must be 0..7 (pcscd takes 16 readers, two per phone)", flush=True)
         return 2
     if args.write_pcscd_config:
-        try:
-            conf = write_pcscd_config(Path(args.write_pcscd_config), args.phones, base_port=args.phone_base_port)
-        except (ValueError, OSError) as exc:
-            print(f"serve-se: {exc}", flush=True)
-            return 1
-        print(conf)
-        return 0
+        return _write_config(args)
     if args.demo and args.no_reader_se:
         print("serve-se: --demo personalises the reader SE; drop --no-reader-se", flush=True)
         return 2
@@ -462,17 +772,15 @@ def main(args: argparse.Namespace) -> int:
         print(f"serve-se: --keys: {exc}", flush=True)
         return 2
     state = Path(args.state)
-    state.mkdir(parents=True, exist_ok=True)
     server = SeServer(args.host)
     lines: list[str] = []
     tries = {"auth_pin_tries": args.auth_pin_tries, "signing_pin_tries": args.signing_pin_tries}
     try:
+        private_dir(state)
         if not args.no_reader_se:
-            store = SeStore.open(state / f"se-{args.se_id}.json", se_id=args.se_id, keys=keys, fresh=args.demo, **tries)
+            store = SeStore.open(state / f"se-{args.se_id}.json", se_id=args.se_id, keys=keys, fresh=args.demo, applet=factory, **tries)
             if args.demo:
-                card = personalise_demo(
-                    store.se, keys=keys, signing_pin=args.signing_pin, auth_pin=args.auth_pin, db_path=state / "records.sqlite"
-                )
+                card = _personalise(store, args, keys=keys, db_path=state / "records.sqlite")
                 store.save()
                 serials = ", ".join(f"{k.value} {_serial(der)}" for k, der in sorted(card.certificates.items(), key=lambda kv: kv[0].value))
                 lines.append(f"demo: {args.se_id} personalised through the issuance flow; phone certificates {serials}")
@@ -483,7 +791,7 @@ def main(args: argparse.Namespace) -> int:
         for k in range(1, args.phones + 1):
             se_id = phone_se_id(k)
             port = args.phone_base_port + 2 * (k - 1)
-            store = SeStore.open(state / f"se-{se_id}.json", se_id=se_id, keys=keys, **tries)
+            store = SeStore.open(state / f"se-{se_id}.json", se_id=se_id, keys=keys, applet=factory, **tries)
             server.add(
                 store,
                 [
@@ -492,9 +800,17 @@ def main(args: argparse.Namespace) -> int:
                 ],
             )
             lines.append(f"{se_id} on vpcd ports {port} (official app) and {port + 1} (another app)")
+    except AppletError as exc:
+        print(f"serve-se: --applet: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except UnsafePathError as exc:
+        print(f"serve-se: --state: {exc}", file=sys.stderr, flush=True)
+        return 2
     except (ValueError, RuntimeError, OSError) as exc:
         print(f"serve-se: {exc}", flush=True)
         return 1
+    if applet is not None:
+        lines.append(f"every SE is a {_name(applet)} (--applet {args.applet}), not the reference impl.se.GpSe")
     stopped = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:
@@ -502,6 +818,9 @@ def main(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    if args.host in ("127.0.0.1", "localhost"):  # before the threads start: they inherit the namespace
+        joined = join_pcscd_network([c.channel.port for c in server.cards])
+        lines += [joined] if joined else []
     server.start()
     for line in lines:
         print(f"serve-se: {line}", flush=True)
@@ -513,6 +832,31 @@ def main(args: argparse.Namespace) -> int:
     server.stop()
     print("serve-se: stopped", flush=True)
     return 0
+
+
+def _write_config(args: argparse.Namespace) -> int:
+    """--write-pcscd-config DIR: the readers of these options; the reader.conf.d path printed."""
+    try:
+        conf = write_pcscd_config(Path(args.write_pcscd_config), args.phones, base_port=args.phone_base_port)
+    except UnsafePathError as exc:
+        print(f"serve-se: --write-pcscd-config: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except (ValueError, OSError) as exc:
+        print(f"serve-se: {exc}", flush=True)
+        return 1
+    print(conf)
+    return 0
+
+
+def _personalise(store: SeStore, args: argparse.Namespace, *, keys: StaticKeys, db_path: Path) -> DemoCard:
+    """--demo on the reader SE; RuntimeError, with one line, whatever a served applet makes the flow raise."""
+    try:
+        return personalise_demo(store.se, keys=keys, signing_pin=args.signing_pin, auth_pin=args.auth_pin, db_path=db_path)
+    except RuntimeError:
+        raise
+    except Exception as exc:  # a faulty applet can break the flow anywhere; -v logs the traceback
+        _LOG.info("--demo failed", exc_info=True)
+        raise RuntimeError(f"--demo: personalising {store.se.se_id} failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _serial(der: bytes) -> str:

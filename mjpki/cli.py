@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from mjpki import __version__
+from mjpki.escape import terminal
 from mjpki.render import requirement_table, step_table, table
 
 __all__ = ["main"]
@@ -68,14 +70,17 @@ def _cmd_rules(args: argparse.Namespace) -> int:
 
 def _cmd_assumptions(args: argparse.Namespace) -> int:
     import dataclasses
+    from enum import Enum
 
     from spec.assumptions import ASSUMPTIONS, Variants
 
     for a in ASSUMPTIONS.values():
         print(f"{a.name} [{', '.join(a.reqs)}]\n    {a.text}\n")
     print("Variants (defaults as launched):")
+    defaults = Variants().to_json()
     for f in dataclasses.fields(Variants):
-        print(f"    {f.name} = {f.default!r}")
+        choices = f"  (one of {', '.join(m.value for m in type(f.default))})" if isinstance(f.default, Enum) else ""
+        print(f"    {f.name} = {defaults[f.name]!r}{choices}")
     return 0
 
 
@@ -181,6 +186,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from mjpki.conformance import PROFILES, all_checks, render_summary, run_conformance
     from mjpki.known_failures import KnownFailuresError, load_known_failures
 
+    if getattr(args, "applet", None) or getattr(args, "reader", None):
+        return _cmd_run_applet(args)
     checks = all_checks()
     if args.list:
         print(table(["check", "kind", "title"], [(c.id, c.kind, c.title) for c in checks], max_width=80))
@@ -197,7 +204,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         factory = load_factory(args.adapter)
         known = load_known_failures(args.known_failures, check_ids={c.id for c in all_checks()}) if args.known_failures else None
     except (AdapterSpecError, KnownFailuresError) as exc:
-        print(f"mjpki: {exc}", file=sys.stderr)
+        _error(str(exc))
+        return 2
+    unusable = _unusable_dir("--out", Path(args.out)) or (_unusable_dir("--db", Path(args.db)) if args.db else None)
+    if unusable:  # before the run spends its time, not after
+        _error(unusable)
         return 2
     out = Path(args.out)
     print(f"system under test: {args.adapter}; profile {args.profile}; {len(checks)} checks; artefacts in {out}/", flush=True)
@@ -222,39 +233,177 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
-def _load(path: str):  # type: ignore[no-untyped-def]
-    from spec.trace import TraceError, load_trace
+def _cmd_run_applet(args: argparse.Namespace) -> int:
+    """`mjpki run --applet MODULE:CLASS` or `--reader NAME`: the applet-level run (mjpki.applet_run)."""
+    from mjpki.adapterspec import AdapterSpecError, load_object
+    from mjpki.applet_run import (
+        APPLET_PROFILES,
+        KeysError,
+        applet_checks,
+        applet_target_for_class,
+        applet_target_for_reader,
+        load_keys,
+        render_applet_summary,
+        run_applet_conformance,
+    )
 
+    if args.applet and args.reader:
+        print("mjpki: give --applet or --reader, not both", file=sys.stderr)
+        return 2
+    checks = applet_checks()
+    if args.list:
+        print(table(["check", "kind", "title"], [(c.id, c.kind, c.title) for c in checks], max_width=80))
+        print("\nprofiles: " + "; ".join(f"{p.name} ({p.examples} runs x {p.steps} steps: {p.doc})" for p in APPLET_PROFILES.values()))
+        return 0
+    if args.check:
+        by_id = {c.id: c for c in checks}
+        unknown = [c for c in args.check if c not in by_id]
+        if unknown:
+            print(f"mjpki: unknown check {', '.join(unknown)}; `mjpki run --applet X --list` shows them", file=sys.stderr)
+            return 2
+        checks = tuple(by_id[c] for c in args.check)
     try:
-        return load_trace(path)
-    except FileNotFoundError:
-        print(f"mjpki: no such trace file: {path}", file=sys.stderr)
-    except TraceError as exc:
-        print(f"mjpki: {path} is not a valid trace: {exc}", file=sys.stderr)
+        if args.applet:
+            cls = load_object(args.applet, what="applet", form="module:Class", example="impl.se:GpSe")
+            if not isinstance(cls, type):
+                raise AdapterSpecError(f"applet {args.applet!r}: {args.applet.partition(':')[2]} is a {type(cls).__name__}, not a class")
+            target = applet_target_for_class(cls, name=args.applet)
+        else:
+            target = applet_target_for_reader(args.reader, load_keys(args.keys))
+    except (AdapterSpecError, KeysError) as exc:
+        print(f"mjpki: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    database = None
+    if args.db:
+        database = Path(".mjpki/applet-examples") if args.db == _DEFAULT_DB else Path(args.db)
+    unusable = _unusable_dir("--out", out) or (_unusable_dir("--db", database) if database else None)
+    if unusable:  # before the run spends its time, not after
+        _error(unusable)
+        return 2
+    print(f"applet under test: {target.name}; profile {args.profile}; {len(checks)} checks; artefacts in {out}/", flush=True)
+    result = run_applet_conformance(
+        target,
+        profile=args.profile,
+        out_dir=out,
+        checks=checks,
+        database_dir=database,
+        progress=None if args.quiet else (lambda line: print(line, flush=True)),
+    )
+    print()
+    print(render_applet_summary(result))
+    print(f"result: {out / 'result.json'}")
+    return 0 if result.passed and result.conforms else 1
+
+
+_DEFAULT_DB = ".mjpki/examples"
+
+
+def _error(text: str) -> None:
+    """One line on stderr, `mjpki: ` first; whatever a file or an adapter put in it is escaped."""
+    print(f"mjpki: {terminal(text)}", file=sys.stderr)
+
+
+def _say(text: object) -> None:
+    """A line of output that may carry text from a trace or an adapter: control characters escaped, line breaks kept."""
+    print(terminal(text, lines=True))
+
+
+def _unusable_dir(option: str, path: Path) -> str | None:
+    """Why an output directory option cannot be used (it is made now if missing), or None when it can."""
+    import tempfile
+
+    if path.exists() and not path.is_dir():
+        return f"{option} {path}: that is a file, not a directory; give a directory"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".mjpki-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"{option} {path}: cannot write there ({exc.strerror or exc}); give a directory you can write"
     return None
 
 
+def _unusable_file(option: str, path: str | None) -> str | None:
+    """Why an output file option cannot be written (checked before the replay runs), or None when it can."""
+    import tempfile
+
+    if not path:
+        return None
+    target = Path(path)
+    if target.is_dir():
+        return f"cannot write {path} ({option}): it is a directory; give a file name"
+    parent = target.parent
+    if not parent.is_dir():
+        return f"cannot write {path} ({option}): no directory {parent}"
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".mjpki-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"cannot write {path} ({option}): {exc.strerror or exc}"
+    return None
+
+
+def _load_any(path: str):  # type: ignore[no-untyped-def]
+    """A trace file of either format, or None after saying (one line) why it cannot be used."""
+    from mjpki.safe_load import LoadError, load_trace
+
+    try:
+        return load_trace(path)
+    except LoadError as exc:
+        _error(str(exc))
+        return None
+
+
+def _load(path: str):  # type: ignore[no-untyped-def]
+    """A system-level trace file, or None after saying (one line) why it cannot be used."""
+    from spec.apdu.trace_schema import ApduTrace
+
+    trace = _load_any(path)
+    if isinstance(trace, ApduTrace):
+        _error(f"{path} is an applet-level trace (mjpki-apdu-trace/1); `mjpki show` and `mjpki replay` read it, this command does not")
+        return None
+    return trace
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
-    trace = _load(args.trace)
+    from spec.apdu.trace_schema import ApduTrace
+
+    trace = _load_any(args.trace)
     if trace is None:
         return 2
-    print(f"{trace.title or args.trace}  (source: {trace.source}, {len(trace.steps)} steps)")
+    if isinstance(trace, ApduTrace):
+        from mjpki.applet_run import step_table_text
+
+        meta = trace.meta
+        _say(f"{meta.get('check', '')}: {meta.get('applet', '')}  (applet-level trace, {len(trace.steps)} steps)")
+        print(step_table_text([s.raw for s in trace.steps]))
+        return 0
+    _say(f"{trace.title or args.trace}  (source: {trace.source}, {len(trace.steps)} steps)")
     print(step_table(trace))
     return 0
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from spec.trace import replay_on_spec
+    from spec.apdu.trace_schema import ApduTrace
 
-    try:
-        trace = _load(args.trace)
-    except (OSError, UnicodeDecodeError) as exc:  # a directory, unreadable bytes: say so, no traceback
-        print(f"mjpki: cannot read {args.trace}: {exc}", file=sys.stderr)
-        return 2
+    for option, path in (("--markdown", args.markdown), ("--emit-pytest", args.emit_pytest)):
+        unusable = _unusable_file(option, path)
+        if unusable:  # before the replay spends its time, not after
+            _error(unusable)
+            return 2
+    trace = _load_any(args.trace)
     if trace is None:
         return 2
+    if isinstance(trace, ApduTrace):
+        return _replay_apdu(args, trace)
+    if getattr(args, "applet", None):
+        _error("--applet replays applet-level traces (mjpki-apdu-trace/1) only; use --adapter for this trace")
+        return 2
     if args.emit_pytest and not args.adapter:
-        print("mjpki: --emit-pytest needs --adapter MODULE:FACTORY (the system the test replays on)", file=sys.stderr)
+        _error("--emit-pytest needs --adapter MODULE:FACTORY (the system the test replays on)")
         return 2
     if args.adapter:
         return _replay_on_adapter(args, trace)
@@ -263,16 +412,68 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
         if not _write_out(args.markdown, markdown_report(trace, name=Path(args.trace).stem)):
             return 2
-        print(f"report written to {args.markdown}")
-    result = replay_on_spec(trace)
+        _say(f"report written to {args.markdown}")
+    return _replay_on_spec(trace)
+
+
+def _replay_on_spec(trace) -> int:  # type: ignore[no-untyped-def]
+    """`mjpki replay TRACE`: the trace's actions on the spec; exit 1 where the spec and the recorded outcomes part."""
+    from spec.trace import replay_on_spec
+
+    try:
+        result = replay_on_spec(trace)
+    except ValueError as exc:  # the spec refused to run a step at all (the loader checks what it knows to check)
+        _error(f"the spec cannot run this trace: {exc}")
+        return 2
     if result.agrees:
         print(f"the spec gives every recorded outcome ({len(trace.steps)} steps)")
         return 0
     first = result.divergences[0]
-    print(f"the spec and the trace part at step {first.index}: {first.action}")
-    print(f"    recorded: {first.recorded}\n    spec:     {first.spec}")
+    _say(f"the spec and the trace part at step {first.index}: {first.action}")
+    _say(f"    recorded: {first.recorded}\n    spec:     {first.spec}")
     if len(result.divergences) > 1:
         print(f"({len(result.divergences) - 1} more steps differ after it)")
+    return 1
+
+
+def _replay_apdu(args: argparse.Namespace, trace) -> int:  # type: ignore[no-untyped-def]
+    """`mjpki replay APDU-TRACE [--applet MODULE:CLASS]`: on the model with the recorded answers, or on a fresh applet."""
+    from mjpki.adapterspec import AdapterSpecError, load_object
+    from mjpki.applet_run import replay_on_class, replay_on_model
+
+    if args.adapter or args.emit_pytest or args.markdown:
+        _error("an applet-level trace replays with --applet MODULE:CLASS (not --adapter/--emit-pytest/--markdown)")
+        return 2
+    recorded = trace.divergence_index
+    seen = f"recorded divergence at step {recorded}" if recorded is not None else "no recorded divergence"
+    where = f"{args.trace} ({len(trace.steps)} steps; {seen})"
+    if not args.applet:
+        index, what = replay_on_model(trace)
+        _say(f"{where}: the recorded answers through the APDU model")
+        if index is None:
+            print("no divergence: the model accepts every recorded answer")
+            return 0
+        _say(f"the model rejects the answer at step {index}: {what}")
+        return 1
+    try:
+        cls = load_object(args.applet, what="applet", form="module:Class", example="impl.se:GpSe")
+        if not isinstance(cls, type):
+            raise AdapterSpecError(f"applet {args.applet!r}: {args.applet.partition(':')[2]} is a {type(cls).__name__}, not a class")
+    except AdapterSpecError as exc:
+        _error(str(exc))
+        return 2
+    try:
+        run = replay_on_class(trace, cls, name=args.applet)
+    except Exception as exc:  # the class could not be built or brought to a known state
+        _error(f"{args.applet}: {type(exc).__name__}: {exc}")
+        return 2
+    _say(f"{where}: the commands on a fresh {args.applet}, in lockstep with the model ({len(run.steps)} sent)")
+    if run.divergence is None:
+        print("no divergence")
+        return 0
+    _say(f"diverges at {run.divergence}")
+    if recorded is not None:
+        print("same step as recorded" if run.divergence.index == recorded else f"(the trace recorded step {recorded})")
     return 1
 
 
@@ -281,7 +482,7 @@ def _write_out(path: str, text: str) -> bool:
     try:
         Path(path).write_text(text, encoding="utf-8")
     except OSError as exc:
-        print(f"mjpki: cannot write {path}: {exc}", file=sys.stderr)
+        _error(f"cannot write {path}: {exc.strerror or exc}")
         return False
     return True
 
@@ -294,16 +495,16 @@ def _replay_on_adapter(args: argparse.Namespace, trace) -> int:  # type: ignore[
     try:
         factory = load_factory(args.adapter)
     except AdapterSpecError as exc:
-        print(f"mjpki: {exc}", file=sys.stderr)
+        _error(str(exc))
         return 2
     if args.emit_pytest:
         from mjpki.standalone import standalone_test
 
         if not _write_out(args.emit_pytest, standalone_test(Path(args.trace), adapter=args.adapter, timeout=args.timeout)):
             return 2
-        print(f"standalone test written to {args.emit_pytest} (run it with: pytest {args.emit_pytest})")
+        _say(f"standalone test written to {args.emit_pytest} (run it with: pytest {args.emit_pytest})")
     result = replay_on_adapter(trace, factory, timeout=args.timeout, system_name=args.adapter)
-    print(f"{trace.title or args.trace}: replayed on {args.adapter} in lockstep with the spec ({len(trace.steps)} steps)")
+    _say(f"{trace.title or args.trace}: replayed on {args.adapter} in lockstep with the spec ({len(trace.steps)} steps)")
     print(step_table(result.trace))
     if result.spec_changed:
         print(f"note: the spec now expects other outcomes than the trace recorded at steps {', '.join(map(str, result.spec_changed))}")
@@ -312,49 +513,55 @@ def _replay_on_adapter(args: argparse.Namespace, trace) -> int:  # type: ignore[
 
         if not _write_out(args.markdown, markdown_report(result.trace, name=Path(args.trace).stem)):
             return 2
-        print(f"report written to {args.markdown}")
+        _say(f"report written to {args.markdown}")
     if result.recorded_index is not None:
         print(
             f"the trace recorded a divergence at step {result.recorded_index}; "
             + ("reproduced at the same step" if result.reproduces else "not reproduced at that step")
         )
     if result.divergence is None:
-        print(f"{args.adapter} and the spec agree at every step")
+        _say(f"{args.adapter} and the spec agree at every step")
         return 0
-    print(f"{args.adapter} and the spec part at {result.divergence}")
+    _say(f"{args.adapter} and the spec part at {result.divergence}")
     return 1
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
+    from spec.apdu.trace_schema import APDU_SCHEMA_PATH, apdu_schema_text
     from spec.schema import SCHEMA_PATH, schema_text
 
-    text = schema_text()
+    files = [(SCHEMA_PATH, schema_text()), (APDU_SCHEMA_PATH, apdu_schema_text())]
     if args.write:
-        SCHEMA_PATH.parent.mkdir(parents=True, exist_ok=True)
-        SCHEMA_PATH.write_text(text, encoding="utf-8")
-        print(f"wrote {SCHEMA_PATH}")
+        for path, text in files:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path}")
         return 0
     if args.check:
-        current = SCHEMA_PATH.read_text(encoding="utf-8") if SCHEMA_PATH.exists() else ""
-        if current != text:
-            print(f"{SCHEMA_PATH} is out of date with spec/; run `mjpki schema --write`", file=sys.stderr)
-            return 1
-        print(f"{SCHEMA_PATH} is current")
-        return 0
+        stale = 0
+        for path, text in files:
+            current = path.read_text(encoding="utf-8") if path.exists() else ""
+            if current != text:
+                print(f"{path} is out of date with spec/; run `mjpki schema --write`", file=sys.stderr)
+                stale += 1
+            else:
+                print(f"{path} is current")
+        return 1 if stale else 0
+    text = apdu_schema_text() if args.apdu else schema_text()
     print(json.dumps(json.loads(text), indent=2))
     return 0
 
 
 def _scope_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from datetime import date
+
     from properties.explorer import Scope
     from spec.assumptions import Variants
 
-    variants: dict[str, object] = {}
-    for item in args.variant or []:
-        name, _, value = item.partition("=")
-        if name not in Variants.names() or not value:
-            raise SystemExit(f"mjpki: --variant takes NAME=VALUE with NAME one of {list(Variants.names())}")
-        variants[name] = value.lower() in ("1", "true", "yes") if value.lower() in ("0", "1", "true", "false", "yes", "no") else int(value)
+    try:
+        variants = Variants.parse(args.variant or [])
+    except ValueError as exc:
+        raise SystemExit(f"mjpki: {exc}") from None
     return Scope(
         persons=args.persons,
         phones=args.phones,
@@ -366,7 +573,9 @@ def _scope_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         symmetry=not args.no_symmetry,
         start=args.start,
         expiry=args.expiry,
-        variants=Variants(**variants),  # type: ignore[arg-type]
+        card_auth=args.card_auth,
+        birth=date.fromisoformat(args.birth),
+        variants=variants,
     )
 
 
@@ -478,9 +687,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--known-failures", metavar="FILE", help="TOML file of ID = reason for failures you already know of")
     s.add_argument("--check", action="append", metavar="ID", help="run only this check (repeatable; --list shows them)")
     s.add_argument("--step-timeout", type=float, default=10.0, metavar="S", help="seconds one adapter call may take (default: %(default)s)")
-    s.add_argument("--db", default=".mjpki/examples", metavar="DIR", help="Hypothesis example database: failures found are replayed first")
+    s.add_argument("--db", default=_DEFAULT_DB, metavar="DIR", help="Hypothesis example database: failures found are replayed first")
     s.add_argument("--list", action="store_true", help="list the checks and profiles, run nothing")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    s.add_argument("--applet", metavar="MODULE:CLASS", help="applet-level run on a GpSe-like class, built as CLASS(se_id, isd_keys)")
+    s.add_argument("--reader", metavar="NAME", help="applet-level run on the card in this PC/SC reader (destructive; needs --keys)")
+    s.add_argument("--keys", metavar="FILE", help="ISD SCP03 keys for --reader: JSON enc, mac, dek, key_version (or $MJPKI_SE_KEYS)")
     s.set_defaults(fn=_cmd_run)
 
     s = sub.add_parser("scenarios", help="run the named scenarios on the spec, with every invariant checked")
@@ -504,6 +716,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--start", default="initial", choices=["initial", "onboarded"])
         sp.add_argument("--expiry", action="store_true", help="also jump to the next certificate expiry")
         sp.add_argument("--no-holds", action="store_true", help="leave out lost phone/card and resumption")
+        sp.add_argument("--card-auth", action="store_true", help="also revoke and renew card auth certificates")
+        sp.add_argument("--birth", default="1990-06-15", help="the persons' birth date (e.g. 1990-04-02: a birthday on day 1)")
         sp.add_argument("--no-pins", action="store_true", help="leave out wrong PINs and PIN initialisation")
         sp.add_argument("--no-symmetry", action="store_true", help="do not merge states that differ by renaming")
         sp.add_argument("--variant", action="append", metavar="NAME=VALUE", help="a variant setting (repeatable)")
@@ -536,6 +750,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--markdown", metavar="OUT.md", help="also write a Markdown report: step table and Mermaid sequence diagram")
     s.add_argument("--emit-pytest", metavar="OUT.py", help="also write a standalone pytest file that replays the trace on --adapter")
     s.add_argument("--timeout", type=float, default=10.0, help="seconds the adapter may take per call (default 10)")
+    s.add_argument("--applet", metavar="MODULE:CLASS", help="an applet-level trace: re-run its commands on a fresh CLASS in lockstep")
     s.set_defaults(fn=_cmd_replay)
 
     s = sub.add_parser("show", help="print a trace file as a step table")
@@ -552,15 +767,49 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("assumptions", help="list the spec's named assumptions and variants")
     s.set_defaults(fn=_cmd_assumptions)
 
-    s = sub.add_parser("schema", help="print, check or write the trace JSON Schema")
+    s = sub.add_parser("schema", help="print, check or write the trace JSON Schemas (system level and applet level)")
     g = s.add_mutually_exclusive_group()
-    g.add_argument("--check", action="store_true", help="fail if schemas/trace.schema.json is out of date")
-    g.add_argument("--write", action="store_true", help="regenerate schemas/trace.schema.json")
+    g.add_argument("--check", action="store_true", help="fail if schemas/trace.schema.json or apdu-trace.schema.json is out of date")
+    g.add_argument("--write", action="store_true", help="regenerate schemas/trace.schema.json and schemas/apdu-trace.schema.json")
+    s.add_argument("--apdu", action="store_true", help="print the applet-level (APDU) trace schema instead")
     s.set_defaults(fn=_cmd_schema)
+    s = sub.add_parser("report", help="one self-contained HTML page over result.json files: verdict matrix, failures, coverage")
+    _report_options(s)
+    s.set_defaults(fn=_cmd_report)
     s = sub.add_parser("serve-se", help="serve the GP-SE as a virtual smart card to pcscd (vsmartcard vpcd); see docs/pcsc.md")
     _serve_se_options(s)
     s.set_defaults(fn=_cmd_serve_se)
+    s = sub.add_parser("learn", help="learn a GpSe-like applet's machine (AALpy) and compare it with the APDU model's; see docs/learn.md")
+    _learn_options(s)
+    s.set_defaults(fn=_cmd_learn)
     return p
+
+
+def _learn_options(parser: argparse.ArgumentParser) -> None:
+    # written out here, not imported from mjpki.learn: that module loads AALpy, which every other subcommand can do without
+    parser.add_argument(
+        "--applet", default="impl.se:GpSe", metavar="MODULE:CLASS", help="a class like impl.se.GpSe to learn (default: %(default)s)"
+    )
+    parser.add_argument("--out", default="out/learn", metavar="DIR", help="machines (dot, svg), traces, the start (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the oracle's random walks (default: %(default)s)")
+
+
+def _cmd_learn(args: argparse.Namespace) -> int:
+    from mjpki.learn import main as learn_main
+
+    return learn_main(args)
+
+
+def _report_options(parser: argparse.ArgumentParser) -> None:
+    from mjpki.report_html import add_arguments
+
+    add_arguments(parser)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from mjpki.report_html import main as report_main
+
+    return report_main(args)
 
 
 def _serve_se_options(parser: argparse.ArgumentParser) -> None:
@@ -570,9 +819,19 @@ def _serve_se_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_serve_se(args: argparse.Namespace) -> int:
+    from impl.serve_se import AppletError, check_applet
     from impl.serve_se import main as serve_se_main
+    from mjpki.adapterspec import AdapterSpecError, load_object
 
-    return serve_se_main(args)
+    applet = None
+    if args.applet:
+        # loaded here, before anything starts, so that a bad --applet is one line and exit 2 (pcsc.sh relies on it)
+        try:
+            applet = check_applet(load_object(args.applet, what="applet", form="module:Class", example="impl.se:GpSe"), args.applet)
+        except (AdapterSpecError, AppletError) as exc:
+            print(f"serve-se: --applet: {exc}", file=sys.stderr)
+            return 2
+    return serve_se_main(args, applet=applet)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,9 @@ from adapters.system import AdapterFactory
 from mjpki.known_failures import KnownFailures
 from mjpki.lockstep import Divergence, Lockstep, lockstep_machine, write_failure
 from mjpki.scenarios import SCENARIOS, Scenario, base_world
+from spec.assumptions import ASSUMPTIONS
 from spec.requirements import REQUIREMENTS, conformance_ids
+from spec.rules import RULES
 from spec.trace import Trace
 from spec.world import World
 
@@ -39,6 +42,7 @@ __all__ = [
     "unused_known",
     "verdicts",
     "result_json",
+    "coverage_json",
     "RESULT_FORMAT",
 ]
 
@@ -74,9 +78,13 @@ STATEFUL_WORLDS: dict[str, Callable[[], World]] = {
         cascade_delay_minutes=0,
         signing_pin_tries=3,
         auth_pin_tries=5,
+        phone_linkage="per_kind",
+        card_found_fresh_expiry=True,
     ),
+    "linkage-either": lambda: base_world(phone_linkage="either"),
 }
-"""The worlds of the stateful checks: the variant defaults, and every variant in its other setting."""
+"""The worlds of the stateful checks: the variant defaults, every variant in another setting, and the third setting of
+phone_linkage (ASM-PHONE-LINKAGE: signing only as launched, per kind in "variants", either card certificate here)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,6 +126,8 @@ class CheckResult:
     artefacts: tuple[Path, ...] = ()
     known_reason: str = ""
     message: str = ""
+    outcomes: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    """(action, the spec's outcome code) -> steps sent to the system with it: the spec's actions and refusals exercised."""
 
     @property
     def failed(self) -> bool:
@@ -160,6 +170,11 @@ def _exercised(run: Lockstep) -> set[str]:
     return {r for s in run.steps if s.note != "not sent to the system" for r in s.reqs}
 
 
+def _outcomes(run: Lockstep) -> Counter[tuple[str, str]]:
+    # The spec's code, not the system's: coverage says which of the spec's outcomes the system was put to.
+    return Counter((s.action.name, s.expected.code) for s in run.steps if s.note != "not sent to the system")
+
+
 def _scenario_check(check: Check, factory: AdapterFactory, *, timeout: float, system_name: str) -> tuple[Lockstep, str]:
     """Replay the scenario on the spec and the system; the spec must give what the scenario expects."""
     assert check.scenario is not None
@@ -193,6 +208,7 @@ def run_check(
     """Run one check on the system and judge it (known failures included)."""
     start = time.monotonic()
     exercised: set[str] = set()
+    outcomes: Counter[tuple[str, str]] = Counter()
     runs = steps = 0
     divergence: Divergence | None = None
     trace: Trace | None = None
@@ -200,6 +216,7 @@ def run_check(
     if check.kind == "scenario":
         run, message = _scenario_check(check, factory, timeout=timeout, system_name=system_name)
         exercised = _exercised(run)
+        outcomes = _outcomes(run)
         runs, steps = 1, len(run.steps)
         divergence = run.divergence
         if divergence is not None:
@@ -213,6 +230,7 @@ def run_check(
             runs += 1
             steps += len(run.steps)
             exercised.update(_exercised(run))
+            outcomes.update(_outcomes(run))
             if progress is not None and time.monotonic() - last_report[0] > 10:
                 last_report[0] = time.monotonic()
                 progress(f"  {check.id}: {runs} runs, {steps} steps, {time.monotonic() - start:.0f} s")
@@ -239,7 +257,7 @@ def run_check(
         status, reason = ("known", f"{hit[0]}: {hit[1]}") if hit else ("fail", "")
     return CheckResult(
         check=check, status=status, exercised=frozenset(exercised), runs=runs, steps=steps, seconds=time.monotonic() - start,
-        divergence=divergence, trace=trace, artefacts=artefacts, known_reason=reason, message=message,
+        divergence=divergence, trace=trace, artefacts=artefacts, known_reason=reason, message=message, outcomes=dict(outcomes),
     )  # fmt: skip
 
 
@@ -358,6 +376,7 @@ def result_json(result: ConformanceResult) -> dict[str, Any]:
         data: dict[str, Any] = {
             "id": r.check.id, "kind": r.check.kind, "title": r.check.title, "status": r.status, "runs": r.runs, "steps": r.steps,
             "seconds": round(r.seconds, 3), "exercised": sorted(r.exercised),
+            "variants": r.check.world.to_json()["variants"],
         }  # fmt: skip
         if r.divergence is not None:
             d = r.divergence
@@ -392,7 +411,23 @@ def result_json(result: ConformanceResult) -> dict[str, Any]:
             for rid, v in result.verdicts.items()
         },
         "unused_known_failures": list(result.unused_known),
+        # Added within mjpki-result/1 (readers of older files find them missing): what the spec assumed, and coverage.
+        "assumptions": {a.name: a.text for a in ASSUMPTIONS.values()},
+        "coverage": coverage_json(result.results),
     }
+
+
+def coverage_json(results: tuple[CheckResult, ...] | list[CheckResult]) -> dict[str, Any]:
+    """The spec's declared outcomes per action and how many steps sent to the system had each (result.json `coverage`)."""
+    seen: Counter[tuple[str, str]] = Counter()
+    for r in results:
+        seen.update(r.outcomes)
+    # Environmental refusals are left out: they are never sent to a system (as in properties.coverage).
+    declared = {cls.__name__: ["ACCEPTED", *(x.name for x in rule.reasons if not x.environmental)] for cls, rule in RULES.items()}
+    exercised: dict[str, dict[str, int]] = {}
+    for (action, code), n in sorted(seen.items()):
+        exercised.setdefault(action, {})[code] = n
+    return {"declared": declared, "exercised": exercised}
 
 
 def render_summary(result: ConformanceResult, *, titles: Mapping[str, str] | None = None) -> str:

@@ -14,10 +14,10 @@ are reported so that the file does not go stale.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from mjpki.safe_load import LoadError, load_toml
 from spec.requirements import REQUIREMENTS
 
 __all__ = ["KnownFailures", "KnownFailuresError", "load_known_failures"]
@@ -47,12 +47,10 @@ class KnownFailures:
 def load_known_failures(path: str | Path, *, check_ids: set[str] | frozenset[str] = frozenset()) -> KnownFailures:
     """Read and validate a known-failures file (check_ids: the check IDs that exist, for validation)."""
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise KnownFailuresError(f"known-failures file {p} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise KnownFailuresError(f"known-failures file {p} is not valid TOML: {exc}") from exc
+    try:  # at most 1 MiB, UTF-8, a regular file; tomllib's own failures (deep nesting, huge integers) as one line
+        data = load_toml(p, what="known-failures file")
+    except LoadError as exc:
+        raise KnownFailuresError(str(exc)) from None
     entries: dict[str, str] = {}
     problems: list[str] = []
     for key, value in data.items():

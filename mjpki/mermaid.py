@@ -15,6 +15,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
+from mjpki import escape as esc
 from mjpki.render import step_table
 from spec.actions import Action
 from spec.trace import Trace, TraceStep
@@ -163,15 +164,30 @@ FLOWS: dict[str, Flow] = {
 """The message flow of every action type, by action name."""
 
 # Mermaid reads ';' as a statement end and '#' as the start of an entity, ':' splits a message
-# from its arrow and '<' '>' become HTML; entity codes keep the characters in the rendered text.
-_ESCAPES = {";": "#59;", "#": "#35;", ":": "#58;", "<": "#lt;", ">": "#gt;", "{": "#123;", "}": "#125;", "%": "#37;", "`": "#96;"}
+# from its arrow, '<' '>' '&' and quotes become HTML, '`' and '|' are Markdown's; entity codes keep
+# the characters in the rendered text. A trace chooses much of this text: nothing in it is markup.
+_ESCAPES = {
+    ";": "#59;",
+    "#": "#35;",
+    ":": "#58;",
+    "<": "#lt;",
+    ">": "#gt;",
+    "&": "#38;",
+    '"': "#34;",
+    "'": "#39;",
+    "{": "#123;",
+    "}": "#125;",
+    "%": "#37;",
+    "`": "#96;",
+    "|": "#124;",
+    "\\": "#92;",
+}
 
 
 def escape(text: str, *, limit: int = 90) -> str:
-    """Text Mermaid takes verbatim in a message or note: one line, entities for its syntax characters, cut at limit."""
-    flat = " ".join(text.split())
-    if len(flat) > limit:
-        flat = flat[: limit - 1] + "…"
+    """Text Mermaid takes verbatim in a message or note: one line, control characters escaped, entities for its syntax
+    and HTML characters, cut at limit."""
+    flat = esc.cut(esc.terminal(" ".join(text.split())), limit)
     return "".join(_ESCAPES.get(ch, ch) for ch in flat)
 
 
@@ -267,23 +283,27 @@ def _divergence_note(div: tuple[int, str, tuple[str, ...]]) -> str:
 
 def markdown_report(trace: Trace, *, name: str = "") -> str:
     """A Markdown page for a trace: title, divergence summary, the step table, the sequence diagram."""
+    # Everything a trace (or its file name) chooses is escaped: HTML entities outside code, a fence nothing in it can end.
     title = trace.title or name or "trace"
     div = divergence_of(trace)
-    out = [f"# {title}", ""]
-    facts = [f"source: {trace.source}", f"{len(trace.steps)} steps"]
+    out = [f"# {esc.markdown(title, limit=200)}", ""]
+    facts = [f"source: {esc.markdown(trace.source)}", f"{len(trace.steps)} steps"]
     if trace.system:
-        facts.insert(0, f"system under test: `{trace.system}`")
+        facts.insert(0, f"system under test: {esc.code(trace.system)}")
     out += ["; ".join(facts) + ".", ""]
     if div is None:
         out += ["The system and the spec agree at every step.", ""]
     else:
         index, what, reqs = div
-        where = "Before the first step" if index < 0 else f"At step {index} (`{trace.steps[index].action}`)"
-        out += [f"**Diverges.** {where}: {what}", "", f"Requirements: {', '.join(reqs) or 'none named'}.", ""]
+        where = "Before the first step" if index < 0 else f"At step {index}"
+        if 0 <= index < len(trace.steps):
+            where += f" ({esc.code(trace.steps[index].action)})"
+        named = esc.markdown(", ".join(reqs)) or "none named"
+        out += [f"**Diverges.** {where}: {esc.markdown(what, limit=2000)}", "", f"Requirements: {named}.", ""]
     if name:
-        out += [f"Replay: `mjpki replay {name}.json --adapter MODULE:FACTORY`.", ""]
-    out += ["## Steps", "", "```", step_table(trace, max_width=110), "```", "", "## Sequence", "", "```mermaid"]
-    out += [sequence_diagram(trace).rstrip("\n"), "```", ""]
+        out += [f"Replay: {esc.code(f'mjpki replay {name}.json --adapter MODULE:FACTORY')}.", ""]
+    out += ["## Steps", "", esc.fence(step_table(trace, max_width=110)), "", "## Sequence", ""]
+    out += [esc.fence(sequence_diagram(trace).rstrip("\n"), "mermaid"), ""]
     return "\n".join(out)
 
 

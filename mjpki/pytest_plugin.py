@@ -6,16 +6,22 @@ carries its requirement IDs as properties), ``-x`` stops at the first failure. K
 are reported as xfail. At the end the per-requirement verdict table is printed and the
 result JSON and failure traces are written to ``--jpki-out``.
 
-Without ``--jpki-adapter`` the plugin does nothing.
+``pytest --jpki-applet=MODULE:CLASS`` (a GpSe-like class, in process) or ``pytest --jpki-reader=NAME`` (a card in a
+PC/SC reader; its ISD keys from ``--jpki-keys=FILE`` or $MJPKI_SE_KEYS) runs the applet-level checks of
+`mjpki.applet_run` the same way: ``test_applet[<check id>]`` (collected from `applet_suite.py`), the verdicts per
+requirement and per clause at the end, result.json (mjpki-applet-result/1) and the failures' artefacts in ``--jpki-out``.
+
+Without one of ``--jpki-adapter``, ``--jpki-applet``, ``--jpki-reader`` the plugin does nothing.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -23,12 +29,19 @@ from adapters.system import AdapterFactory
 from mjpki.conformance import PROFILES, CheckResult, ConformanceResult, all_checks, render_summary, result_json, unused_known, verdicts
 from mjpki.known_failures import KnownFailures
 
-__all__ = ["SUITE_PATH", "ConformanceSession", "conformance_session"]
+if TYPE_CHECKING:
+    from mjpki.applet_lockstep import AppletTarget
+    from mjpki.applet_run import AppletCheckResult
+
+__all__ = ["APPLET_SUITE_PATH", "SUITE_PATH", "AppletSession", "ConformanceSession", "applet_session", "conformance_session"]
 
 SUITE_PATH = Path(__file__).with_name("suite.py")
 """The test module the plugin collects: one parametrised test over every check."""
+APPLET_SUITE_PATH = Path(__file__).with_name("applet_suite.py")
+"""The applet-level counterpart: one parametrised test over every check of mjpki.applet_run."""
 
 _KEY = pytest.StashKey["ConformanceSession"]()
+_APPLET_KEY = pytest.StashKey["AppletSession"]()
 
 
 @dataclass(slots=True, kw_only=True)
@@ -51,6 +64,24 @@ def conformance_session(config: pytest.Config) -> ConformanceSession:
     return config.stash[_KEY]
 
 
+@dataclass(slots=True, kw_only=True)
+class AppletSession:
+    """The applet-level run in one pytest session: the target (class or reader), the options and the results so far."""
+
+    target: AppletTarget
+    profile: str
+    out_dir: Path
+    database_dir: Path | None
+    started: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    t0: float = field(default_factory=time.monotonic)
+    results: list[AppletCheckResult] = field(default_factory=list)
+
+
+def applet_session(config: pytest.Config) -> AppletSession:
+    """The session's applet-level settings (only when --jpki-applet or --jpki-reader was given)."""
+    return config.stash[_APPLET_KEY]
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mjpki", "mjpki conformance suite")
     group.addoption("--jpki-adapter", metavar="MODULE:FACTORY", help="run the JPKI conformance suite on this system-level adapter")
@@ -58,10 +89,62 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--jpki-out", default="out/conformance", metavar="DIR", help="result.json and failure traces (out/conformance)")
     group.addoption("--jpki-known-failures", metavar="FILE", help="TOML file of ID = reason: failures reported apart, as xfail")
     group.addoption("--jpki-step-timeout", type=float, default=10.0, metavar="S", help="seconds one adapter call may take (10)")
-    group.addoption("--jpki-db", default=".mjpki/examples", metavar="DIR", help="Hypothesis example database (.mjpki/examples)")
+    group.addoption("--jpki-db", default=_DEFAULT_DB, metavar="DIR", help="Hypothesis example database (.mjpki/examples)")
+    group.addoption("--jpki-applet", metavar="MODULE:CLASS", help="run the applet-level checks on this GpSe-like class (in process)")
+    group.addoption("--jpki-reader", metavar="NAME", help="run the applet-level checks on the card in this PC/SC reader (destructive)")
+    group.addoption("--jpki-keys", metavar="FILE", help="the --jpki-reader SE's ISD SCP03 keys, JSON (or $MJPKI_SE_KEYS)")
+
+
+_DEFAULT_DB = ".mjpki/examples"
+_APPLET_DB = ".mjpki/applet-examples"
+"""The applet-level search's database when --jpki-db is left at its default (as `mjpki run --applet` does)."""
+
+
+def _collect(config: pytest.Config, suite: Path) -> None:
+    """With no paths on the command line, run the suite alone (not the project's own tests); else add it."""
+    if config.args_source is not pytest.Config.ArgsSource.ARGS:
+        config.args = [str(suite)]
+    elif str(suite) not in config.args:
+        config.args.append(str(suite))
+
+
+def _configure_applet(config: pytest.Config, applet: str | None, reader: str | None) -> None:
+    from mjpki.adapterspec import AdapterSpecError
+    from mjpki.applet_run import KeysError, applet_target_for_class, applet_target_for_reader, load_applet_class, load_keys
+
+    if config.getoption("--jpki-adapter", default=None):
+        raise pytest.UsageError("--jpki-adapter (system level) and --jpki-applet/--jpki-reader (applet level): give one")
+    if applet and reader:
+        raise pytest.UsageError("give --jpki-applet or --jpki-reader, not both")
+    keys = config.getoption("--jpki-keys")
+    if applet and keys:
+        raise pytest.UsageError("--jpki-keys is for --jpki-reader (the harness makes its own keys for --jpki-applet)")
+    try:
+        if applet:
+            target = applet_target_for_class(load_applet_class(applet), name=applet)
+        else:
+            assert reader is not None
+            target = applet_target_for_reader(reader, load_keys(keys, keys_option="--jpki-keys", reader_option="--jpki-reader"))
+    except (AdapterSpecError, KeysError) as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    db = config.getoption("--jpki-db")
+    config.stash[_APPLET_KEY] = AppletSession(
+        target=target,
+        profile=config.getoption("--jpki-profile"),
+        out_dir=Path(config.getoption("--jpki-out")),
+        database_dir=Path(_APPLET_DB if db == _DEFAULT_DB else db) if db else None,
+    )
+    _collect(config, APPLET_SUITE_PATH)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    applet = config.getoption("--jpki-applet", default=None)
+    reader = config.getoption("--jpki-reader", default=None)
+    if applet or reader:
+        _configure_applet(config, applet, reader)
+        return
+    if config.getoption("--jpki-keys", default=None):
+        raise pytest.UsageError("--jpki-keys goes with --jpki-reader NAME")
     spec = config.getoption("--jpki-adapter", default=None)
     if not spec:
         return
@@ -84,21 +167,37 @@ def pytest_configure(config: pytest.Config) -> None:
         timeout=config.getoption("--jpki-step-timeout"),
         database_dir=Path(db) if db else None,
     )
-    # With no paths on the command line, run the conformance suite alone (not the project's own tests).
-    if config.args_source is not pytest.Config.ArgsSource.ARGS:
-        config.args = [str(SUITE_PATH)]
-    elif str(SUITE_PATH) not in config.args:
-        config.args.append(str(SUITE_PATH))
+    _collect(config, SUITE_PATH)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
+    if _APPLET_KEY in config.stash:
+        a = applet_session(config)
+        return f"mjpki applet-level conformance: {a.target.name}, profile {a.profile}, artefacts in {a.out_dir}/"
     if _KEY not in config.stash:
         return None
     s = conformance_session(config)
     return f"mjpki conformance: adapter {s.adapter}, profile {s.profile}, artefacts in {s.out_dir}/"
 
 
+def _applet_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    from mjpki.applet_run import conformance_of, render_applet_summary, write_result
+
+    a = applet_session(config)
+    if not a.results:
+        return
+    result = conformance_of(a.target.name, a.profile, a.results, started=a.started, seconds=time.monotonic() - a.t0)
+    path = write_result(result, a.out_dir)
+    terminalreporter.write_sep("=", "JPKI applet conformance: verdict per requirement and per clause")
+    for line in render_applet_summary(result).splitlines():
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(f"result: {path}")
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if _APPLET_KEY in config.stash:
+        _applet_summary(terminalreporter, config)
+        return
     if _KEY not in config.stash:
         return
     s = conformance_session(config)

@@ -1,21 +1,26 @@
-"""Render traces and verdicts for people: step tables and per-requirement tables."""
+"""Render traces and verdicts for people: step tables and per-requirement tables.
+
+Every cell goes through `mjpki.escape.terminal`: a trace or an adapter chooses some of the text, and a control character
+in it (an escape sequence, a newline) must neither reach the terminal nor break the table's lines.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from mjpki.escape import cut, terminal
 from spec.trace import Trace
 
 __all__ = ["table", "step_table", "requirement_table"]
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, max_width: int = 60) -> str:
-    """A plain-text table with aligned columns; cells longer than max_width are cut with '…'."""
+    """A plain-text table with aligned columns; control characters escaped, cells longer than max_width cut with '…'."""
 
     def cell(v: object) -> str:
-        s = "" if v is None else str(v)
-        return s if len(s) <= max_width else s[: max_width - 1] + "…"
+        return cut(terminal("" if v is None else v), max_width)
 
+    headers = [terminal(h) for h in headers]
     body = [[cell(v) for v in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))

@@ -12,11 +12,11 @@ fi
 # Debian packages, installed when we are root (CI and these machines); elsewhere the tests that need them say what to
 # install. Graphviz renders the explorer's lifecycle diagrams. The PC/SC stack (tests/test_pcsc.py, docs/pcsc.md):
 # pcscd, vsmartcard-vpcd, OpenSC with its PKCS#11 module, and what pyscard builds with (swig, libpcsclite-dev, gcc,
-# python3-dev).
+# python3-dev). Chromium renders `mjpki report --html` pages headless (tests/test_report_html.py).
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     need=()
     command -v dot >/dev/null 2>&1 || need+=(graphviz)
-    for deb in pcscd vsmartcard-vpcd opensc opensc-pkcs11 swig libpcsclite-dev gcc python3-dev; do
+    for deb in pcscd vsmartcard-vpcd opensc opensc-pkcs11 swig libpcsclite-dev gcc python3-dev chromium; do
         dpkg -s "$deb" >/dev/null 2>&1 || need+=("$deb")
     done
     if [ "${#need[@]}" -gt 0 ]; then

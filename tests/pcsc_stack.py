@@ -5,6 +5,11 @@ card), or starts its own: it writes a reader configuration (impl.serve_se.write_
 `pcscd --foreground -c DIR` and `mjpki serve-se --phones 5`, waits for the vpcd port and the cards, and on exit stops
 both by PID and waits for pcscd to exit. A file lock keeps two test sessions from sharing the ports at once.
 
+vpcd listens on every interface, so pcscd runs in a network namespace of its own with only loopback up (`unshare
+--net`), and serve-se joins it (`nsenter --net`): no one on the network, and no other user, can put a card into a
+reader (docs/security.md). Where namespaces cannot be made (no CAP_SYS_ADMIN) the stack runs in the host's network,
+and `Stack.isolated` is False. DIR is made private (0700; refused if someone else owns it or can write to it).
+
 Missing pieces (pyscard, pcscd, the vpcd driver, OpenSC) are reported by `missing()`; the tests skip with that reason,
 except under CI=true, where they fail.
 """
@@ -23,15 +28,31 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from impl.serve_se import PHONE_READER_PREFIX, VPCD_DRIVER, VPCD_PORT, phone_se_id, write_pcscd_config
+from impl.serve_se import PHONE_READER_PREFIX, VPCD_DRIVER, VPCD_PORT, listening_ports, phone_se_id, private_dir, write_pcscd_config
 
-__all__ = ["PHONES", "READER", "Stack", "missing", "pcsc_stack", "pcscd_running", "in_ci", "expected_readers", "opensc_module"]
+__all__ = [
+    "PHONES",
+    "READER",
+    "SPARE_PORT",
+    "SPARE_READER",
+    "Stack",
+    "missing",
+    "pcsc_stack",
+    "pcscd_running",
+    "in_ci",
+    "expected_readers",
+    "opensc_module",
+    "can_isolate",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 PHONES = 5
 """The phones of mjpki.scenarios.base_world(), each with its SE on a reader of its own."""
 READER = "Virtual PCD 00 00"
 """The reader SE (caller: a reader), for the applet checks and OpenSC."""
+SPARE_READER = "Virtual PCD 00 01"
+"""Debian's second vpcd slot, which the stack leaves empty: a test serves an SE of its own there (`serve-se --port SPARE_PORT`)."""
+SPARE_PORT = 35964
 _LOCK = Path("/tmp/mjpki-pcsc-tests.lock")
 
 
@@ -106,10 +127,21 @@ def _pcscd_running() -> list[int]:
     return [int(p) for p in found.stdout.split()]
 
 
-def _port_listening(port: int) -> bool:
-    # Not by connecting: a connection to a vpcd port is a card being inserted.
-    done = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True)
-    return bool(done.stdout.strip())
+def can_isolate() -> bool:
+    """Whether pcscd can get a network namespace of its own here (unshare, nsenter, ip, and the privilege to unshare)."""
+    if not all(shutil.which(tool) for tool in ("unshare", "nsenter", "ip")):
+        return False
+    return subprocess.run(["unshare", "--net", "--", "true"], capture_output=True).returncode == 0
+
+
+def _isolated(command: list[str]) -> list[str]:
+    """command, run in a new network namespace with loopback up (exec all the way: the PID stays command's)."""
+    return ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *command]
+
+
+def _in_network_of(pid: int, command: list[str]) -> list[str]:
+    """command, run in the network namespace of process pid."""
+    return ["nsenter", f"--net=/proc/{pid}/ns/net", "--", *command]
 
 
 @dataclass(slots=True)
@@ -119,6 +151,8 @@ class Stack:
     directory: Path
     pcscd: subprocess.Popen[bytes] | None = None
     serve_se: subprocess.Popen[bytes] | None = None
+    isolated: bool = False
+    """True when this session started pcscd in a network namespace of its own."""
 
     @property
     def reused(self) -> bool:
@@ -159,8 +193,9 @@ def _stop(process: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> Non
 @contextlib.contextmanager
 def pcsc_stack(directory: Path, *, phones: int = PHONES) -> Iterator[Stack]:
     """Reuse a running stack with every reader and card, or start one in directory; stop what was started."""
-    _LOCK.touch(exist_ok=True)
-    with open(_LOCK, "w") as lock:
+    # O_NOFOLLOW and no truncation: a link planted at the fixed name in /tmp must not make us write somewhere else
+    fd = os.open(_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "r+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another session's stack would share pcscd's socket and the vpcd ports
         wanted = expected_readers(phones)
         if _pcscd_running():
@@ -173,15 +208,22 @@ def pcsc_stack(directory: Path, *, phones: int = PHONES) -> Iterator[Stack]:
                 )
             yield Stack(directory=directory)
             return
-        stack = Stack(directory=directory)
+        stack = Stack(directory=private_dir(directory), isolated=can_isolate())
         conf = write_pcscd_config(directory, phones)
         try:
+            pcscd = ["pcscd", "--foreground", "-c", str(conf)]
             with open(directory / "pcscd.log", "wb") as log:
-                stack.pcscd = subprocess.Popen(["pcscd", "--foreground", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
-            _wait(lambda: _port_listening(VPCD_PORT) or stack.pcscd.poll() is not None, 15, "pcscd's vpcd port")  # type: ignore[union-attr]
+                stack.pcscd = subprocess.Popen(_isolated(pcscd) if stack.isolated else pcscd, stdout=log, stderr=subprocess.STDOUT)
+            pid = stack.pcscd.pid
+
+            def listening() -> bool:  # not by connecting: a connection to a vpcd port is a card being inserted
+                return VPCD_PORT in listening_ports(pid) or stack.pcscd.poll() is not None  # type: ignore[union-attr]
+
+            _wait(listening, 15, "pcscd's vpcd port")
             if stack.pcscd.poll() is not None:
                 raise RuntimeError(f"pcscd exited with {stack.pcscd.returncode}\n{stack.log()}")
             command = [sys.executable, "-m", "mjpki.cli", "serve-se", "--state", str(directory / "state"), "--phones", str(phones)]
+            command = _in_network_of(pid, command) if stack.isolated else command
             with open(directory / "serve-se.log", "wb") as log:
                 stack.serve_se = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
