@@ -492,6 +492,24 @@ def _plain(value: object) -> object:
 # --- the store -----------------------------------------------------------------------------------
 
 
+def _private_file(path: Path) -> None:
+    """The records hold both CA private keys: create the file 0600 before SQLite does, and take group and other
+    access away from one that has it (SQLite's journal files take the database file's mode)."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except FileExistsError:
+        try:
+            mode = path.stat().st_mode
+            if mode & 0o077 and path.is_file():
+                path.chmod(mode & 0o700)
+        except OSError as exc:
+            raise RecordsFileError(f"cannot make {path} private to you ({exc}): it holds the CA private keys") from exc
+        return
+    except OSError as exc:
+        raise RecordsFileError(f"cannot create {path} ({exc}): check that its folder exists and is writable") from exc
+    os.close(fd)
+
+
 class Records:
     """The JPKI system's records in one SQLite database; open with Records.open(), close with close()."""
 
@@ -511,6 +529,8 @@ class Records:
         where = None if path is None else Path(path)
         if where is not None and where.is_dir():
             raise RecordsFileError(f"{where} is a directory: pass the path of a records file inside it")
+        if where is not None:
+            _private_file(where)
         try:
             conn = sqlite3.connect(":memory:" if where is None else os.fspath(where), isolation_level=None)
         except sqlite3.Error as exc:

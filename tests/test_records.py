@@ -4,7 +4,9 @@ per-profile CRL entries (CA-4), linkage (LNK-6), transactions, restart from a fi
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -882,3 +884,21 @@ def test_relink_phone_cert_checks_person_and_kind(env: Env) -> None:
     new_sign = env.card("P1", Kind.SIGNING).serial
     r.relink_phone_cert(serial=pop.phone_auth, card_serial=new_sign)
     assert r.certificate(pop.phone_auth).card_serial == new_sign
+
+
+def test_a_new_records_file_is_private(tmp_path: Path) -> None:
+    # It holds both CA private keys (issue 12, finding 4): 0600 from the start, whatever the umask.
+    old = os.umask(0o022)
+    try:
+        Records.open(tmp_path / "records.sqlite").close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "records.sqlite").stat().st_mode) == 0o600
+
+
+def test_an_existing_readable_records_file_is_made_private(tmp_path: Path) -> None:
+    path = tmp_path / "records.sqlite"
+    Records.open(path).close()
+    path.chmod(0o644)
+    Records.open(path).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
