@@ -20,10 +20,11 @@ from mjpki.learn import KeyPool, pooled_key_generation
 from tests.faulty_applets import FAULTY_APPLETS_BY_ID
 
 KEYS = StaticKeys(enc=bytes(range(16)), mac=bytes(range(16, 32)), dek=bytes(range(32, 48)))
-BUDGET = 1000
-"""Examples a faulty applet's search may take: five times what bench/applet_detection.py needed for each one listed
-below (most are found within a few dozen). The search stops at the first divergence, so the budget costs only a miss;
-it is large because which run finds a fault moves with anything that changes the runs drawn (other tests, timing)."""
+BUDGET = 2000
+"""Examples a faulty applet's search may take. bench/applet_detection.py caught 37 of these within 200 derandomized
+examples and set-temp-pin-keeps-verified within 1000; which run finds a fault moves with anything that changes the
+runs drawn (other tests, timing), so the margin is wide. The search stops at the first divergence: the budget costs
+only what a search needs."""
 REFERENCE_BUDGET = 300
 
 CAUGHT_BY_SEARCH: tuple[str, ...] = (
@@ -58,6 +59,7 @@ CAUGHT_BY_SEARCH: tuple[str, ...] = (
     "write-certificate-for-any-key",
     "write-cert-chain-survives-other-command",
     "temp-pin-mode-00-overwrites",
+    "set-temp-pin-keeps-verified",
     "spent-temp-pin-still-works",
     "unblock-accepts-malformed-pin",
     "delete-keys-keeps-key",
@@ -67,10 +69,8 @@ CAUGHT_BY_SEARCH: tuple[str, ...] = (
 )
 
 
-NOT_CAUGHT_AT_THIS_BUDGET: tuple[str, ...] = (
-    "set-temp-pin-keeps-verified",
-)
-"""Faulty applets bench/applet_detection.py did not catch within 200 examples (docs/detection.md says what more does)."""
+NOT_CAUGHT_AT_THIS_BUDGET: tuple[str, ...] = ()
+"""Faulty applets the search is not expected to catch within BUDGET (none today; docs/detection.md keeps the table)."""
 
 
 def test_every_faulty_applet_is_accounted_for() -> None:
