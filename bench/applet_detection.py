@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adapters.applet import ReferenceApplet
 from impl.scp03 import StaticKeys
 from mjpki.applet_lockstep import OFFICIAL_APP_HASH, AppletTarget, search
-from mjpki.learn import pooled_key_generation
+from mjpki.key_pool import pooled_key_generation
 from tests.faulty_applets import FAULTY_APPLETS
 
 KEYS = StaticKeys(enc=bytes(range(16)), mac=bytes(range(16, 32)), dek=bytes(range(32, 48)))

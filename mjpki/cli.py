@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from mjpki import __version__
 from mjpki.escape import terminal
@@ -194,12 +195,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("\nprofiles: " + "; ".join(f"{p.name} ({p.examples} runs x {p.steps} steps per world: {p.doc})" for p in PROFILES.values()))
         return 0
     if args.check:
-        by_id = {c.id: c for c in checks}
-        unknown = [c for c in args.check if c not in by_id]
-        if unknown:
-            print(f"mjpki: unknown check {', '.join(unknown)}; `mjpki run --list` shows them", file=sys.stderr)
+        checks = _selected(checks, args.check, "mjpki run --list")
+        if checks is None:
             return 2
-        checks = tuple(by_id[c] for c in args.check)
     try:
         factory = load_factory(args.adapter)
         known = load_known_failures(args.known_failures, check_ids={c.id for c in all_checks()}) if args.known_failures else None
@@ -233,15 +231,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
+def _selected(checks: Any, wanted: list[str], listing: str) -> Any:
+    """The checks named by --check, in the order given; None (after one line on stderr) if a name is unknown."""
+    by_id = {c.id: c for c in checks}
+    unknown = [c for c in wanted if c not in by_id]
+    if unknown:
+        print(f"mjpki: unknown check {', '.join(unknown)}; `{listing}` shows them", file=sys.stderr)
+        return None
+    return tuple(by_id[c] for c in wanted)
+
+
 def _cmd_run_applet(args: argparse.Namespace) -> int:
     """`mjpki run --applet MODULE:CLASS` or `--reader NAME`: the applet-level run (mjpki.applet_run)."""
-    from mjpki.adapterspec import AdapterSpecError, load_object
+    from mjpki.adapterspec import AdapterSpecError
     from mjpki.applet_run import (
         APPLET_PROFILES,
         KeysError,
         applet_checks,
         applet_target_for_class,
         applet_target_for_reader,
+        load_applet_class,
         load_keys,
         render_applet_summary,
         run_applet_conformance,
@@ -256,18 +265,12 @@ def _cmd_run_applet(args: argparse.Namespace) -> int:
         print("\nprofiles: " + "; ".join(f"{p.name} ({p.examples} runs x {p.steps} steps: {p.doc})" for p in APPLET_PROFILES.values()))
         return 0
     if args.check:
-        by_id = {c.id: c for c in checks}
-        unknown = [c for c in args.check if c not in by_id]
-        if unknown:
-            print(f"mjpki: unknown check {', '.join(unknown)}; `mjpki run --applet X --list` shows them", file=sys.stderr)
+        checks = _selected(checks, args.check, "mjpki run --applet X --list")
+        if checks is None:
             return 2
-        checks = tuple(by_id[c] for c in args.check)
     try:
         if args.applet:
-            cls = load_object(args.applet, what="applet", form="module:Class", example="impl.se:GpSe")
-            if not isinstance(cls, type):
-                raise AdapterSpecError(f"applet {args.applet!r}: {args.applet.partition(':')[2]} is a {type(cls).__name__}, not a class")
-            target = applet_target_for_class(cls, name=args.applet)
+            target = applet_target_for_class(load_applet_class(args.applet), name=args.applet)
         else:
             target = applet_target_for_reader(args.reader, load_keys(args.keys))
     except (AdapterSpecError, KeysError) as exc:
@@ -438,8 +441,8 @@ def _replay_on_spec(trace) -> int:  # type: ignore[no-untyped-def]
 
 def _replay_apdu(args: argparse.Namespace, trace) -> int:  # type: ignore[no-untyped-def]
     """`mjpki replay APDU-TRACE [--applet MODULE:CLASS]`: on the model with the recorded answers, or on a fresh applet."""
-    from mjpki.adapterspec import AdapterSpecError, load_object
-    from mjpki.applet_run import replay_on_class, replay_on_model
+    from mjpki.adapterspec import AdapterSpecError
+    from mjpki.applet_run import load_applet_class, replay_on_class, replay_on_model
 
     if args.adapter or args.emit_pytest or args.markdown:
         _error("an applet-level trace replays with --applet MODULE:CLASS (not --adapter/--emit-pytest/--markdown)")
@@ -456,9 +459,7 @@ def _replay_apdu(args: argparse.Namespace, trace) -> int:  # type: ignore[no-unt
         _say(f"the model rejects the answer at step {index}: {what}")
         return 1
     try:
-        cls = load_object(args.applet, what="applet", form="module:Class", example="impl.se:GpSe")
-        if not isinstance(cls, type):
-            raise AdapterSpecError(f"applet {args.applet!r}: {args.applet.partition(':')[2]} is a {type(cls).__name__}, not a class")
+        cls = load_applet_class(args.applet)
     except AdapterSpecError as exc:
         _error(str(exc))
         return 2

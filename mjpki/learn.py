@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
@@ -37,6 +37,7 @@ from adapters.applet import AppletAdapter, ReferenceApplet
 from impl import se_apdu as A
 from impl.scp03 import StaticKeys
 from mjpki.applet_host import AppletHost
+from mjpki.key_pool import pooled_key_generation
 from spec.apdu.commands import Command, ExtAuth, InitUpdate, Observed, Reset, Send, Tamper, Wrapped
 from spec.apdu.model import StepResult, step
 from spec.apdu.state import CardConfig, CardState, initial_state
@@ -70,8 +71,6 @@ __all__ = [
     "compare",
     "to_dot",
     "LearnRun",
-    "pooled_key_generation",
-    "KeyPool",
     "learn_applet",
     "write_outputs",
     "Replayed",
@@ -838,57 +837,6 @@ class LearnRun:
     comparison: Comparison
     model_seconds: float
     personalise_seconds: float
-
-
-class KeyPool:
-    """The keys handed out, in order; `restart()` begins the sequence again (so a replay on a fresh SE gets the same keys)."""
-
-    def __init__(self, keys: tuple[rsa.RSAPrivateKey, ...]) -> None:
-        self._keys = keys
-        self._next = 0
-
-    def restart(self) -> None:
-        """The next key handed out is the first of the pool again."""
-        self._next = 0
-
-    def take(self) -> rsa.RSAPrivateKey:
-        """The next key of the pool, cycling."""
-        key = self._keys[self._next % len(self._keys)]
-        self._next += 1
-        return key
-
-
-@contextlib.contextmanager
-def pooled_key_generation(size: int = 4) -> Iterator[KeyPool]:
-    """While inside, impl.se's RSA key generation takes keys from a small pool instead of making new ones.
-
-    Only for the in-process reference and its subclasses, in learning and in tests: the abstraction sees status words,
-    never keys, and a fresh RSA-2048 key takes ~60 ms, which would dominate (every query that generates a key pair pays
-    it). serve-se and the system-level runs never enter it.
-    """
-    import impl.se as se_module
-
-    pool = KeyPool(_key_pool(size))
-    original = se_module.rsa
-
-    class _PooledRsa:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(original, name)
-
-        @staticmethod
-        def generate_private_key(public_exponent: int, key_size: int, backend: Any = None) -> rsa.RSAPrivateKey:
-            return pool.take() if (public_exponent, key_size) == (65537, 2048) else original.generate_private_key(public_exponent, key_size)
-
-    se_module.rsa = _PooledRsa()  # type: ignore[assignment]
-    try:
-        yield pool
-    finally:
-        se_module.rsa = original
-
-
-@cache
-def _key_pool(size: int) -> tuple[rsa.RSAPrivateKey, ...]:
-    return tuple(rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(size))
 
 
 def learn_applet(applet: Applet, *, alphabet: Sequence[Symbol] = ALPHABET, seed: int = 1, pooled_keys: bool = True) -> LearnRun:

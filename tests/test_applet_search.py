@@ -16,7 +16,7 @@ from adapters.applet import ReferenceApplet
 from impl.scp03 import StaticKeys
 from impl.se import GpSe
 from mjpki.applet_lockstep import OFFICIAL_APP_HASH, AppletRun, AppletTarget, search
-from mjpki.learn import KeyPool, pooled_key_generation
+from mjpki.key_pool import KeyPool, pooled_key_generation
 from tests.faulty_applets import FAULTY_APPLETS_BY_ID
 
 KEYS = StaticKeys(enc=bytes(range(16)), mac=bytes(range(16, 32)), dek=bytes(range(32, 48)))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -34,7 +33,7 @@ from impl.serve_se import (
 )
 from mjpki import cli
 from spec.domain import Kind
-from tests.test_vpcd import FakeVpcd
+from tests.test_vpcd import FakeVpcd, _serve, _stop
 
 ROOT = Path(__file__).resolve().parent.parent
 SELECT_JPKI = A.select_aid(A.JPKI_AID)
@@ -190,25 +189,6 @@ def test_a_crashing_applet_answers_6f00_and_stays_in_the_reader(tmp_path: Path) 
 # --- served over the vpcd protocol (stand-in vpcd, no pcscd) ---------------------------------------------------------
 
 
-@pytest.fixture
-def vpcd() -> Iterator[FakeVpcd]:
-    fake = FakeVpcd()
-    yield fake
-    fake.close()
-
-
-def _serve(state: Path, port: int, *extra: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "mjpki.cli", "serve-se", "--state", str(state), "--port", str(port), *extra]
-    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _stop(process: subprocess.Popen[str]) -> str:
-    process.send_signal(signal.SIGTERM)
-    out, _ = process.communicate(timeout=15)
-    assert process.returncode == 0, out
-    return out
-
-
 def _applet_installed(transmit: Any) -> bool:
     """Over SCP03 to the ISD (which any caller reaches): GET STATUS of the JPKI applet."""
     tsm = Tsm(transmit, DEFAULT_KEYS)
@@ -220,6 +200,13 @@ def _personalised(state_file: Path) -> bool:
     """Whether the saved SE has the applet with both key pairs and certificates (what --demo puts there)."""
     applet = json.loads(state_file.read_text())["applet"]
     return applet is not None and all(applet["slots"][k.value]["certificate"] for k in Kind)
+
+
+@pytest.fixture
+def vpcd() -> Iterator[FakeVpcd]:
+    fake = FakeVpcd()
+    yield fake
+    fake.close()
 
 
 def test_the_served_class_is_what_the_vpcd_client_sees_across_demo_and_restart(tmp_path: Path, vpcd: FakeVpcd) -> None:
