@@ -1,12 +1,12 @@
 """The applet-level adapter interface: how the suite drives one JPKI applet (a phone's SE, or a card in a reader).
 
-The system-level suite (`adapters.system`) drives a whole deployment; this one drives a single applet byte by byte,
+The system-level suite (`mjpki.adapters.system`) drives a whole deployment; this one drives a single applet byte by byte,
 through whatever carries APDUs to it. Two implementations come with mjpki:
 
     ReferenceApplet(GpSe(...))             the reference GP-SE in process (this module)
-    PcscApplet("Virtual PCD 00 00")        any PC/SC reader, chosen by name or substring (adapters.pcsc)
+    PcscApplet("Virtual PCD 00 00")        any PC/SC reader, chosen by name or substring (mjpki.adapters.pcsc)
 
-`adapters.applet_checks.run_checks(adapter, keys)` runs the applet-level conformance checks through any of them. The
+`mjpki.adapters.applet_checks.run_checks(adapter, keys)` runs the applet-level conformance checks through any of them. The
 APDUs an applet must answer, and how, are in docs/apdu-interface.md.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from impl.se import GpSe
+from mjpki.impl.se import GpSe
 
 __all__ = ["AppletAdapter", "AppletAdapterError", "ReferenceApplet"]
 
@@ -52,7 +52,7 @@ class AppletAdapter(Protocol):
 
 
 class ReferenceApplet:
-    """The reference GP-SE (impl.se.GpSe) in process, reached as a contact reader would reach it (caller None)."""
+    """The reference GP-SE (mjpki.impl.se.GpSe) in process, reached as a contact reader would reach it (caller None)."""
 
     def __init__(self, se: GpSe, *, caller: bytes | None = None) -> None:
         self.se = se

@@ -1,6 +1,6 @@
 """Applet-level conformance checks: any AppletAdapter (in process, a PC/SC reader, a third party's applet) run through them.
 
-    from adapters.applet_checks import run_checks, render
+    from mjpki.adapters.applet_checks import run_checks, render
     results = run_checks(PcscApplet("Virtual PCD 00 00"), keys)
     print(render(results)); assert all(r.passed for r in results)
 
@@ -27,18 +27,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from adapters.applet import AppletAdapter, AppletAdapterError
-from impl import se_apdu as A
-from impl.scp03 import SCP03Error, SCP03Host, StaticKeys
-from impl.se_tsm import SeCommandError, Tsm
-from spec.domain import Kind, PinStatus
+from mjpki.adapters.applet import AppletAdapter, AppletAdapterError
+from mjpki.impl import se_apdu as A
+from mjpki.impl.scp03 import SCP03Error, SCP03Host, StaticKeys
+from mjpki.impl.se_tsm import SeCommandError, Tsm
+from mjpki.spec.domain import Kind, PinStatus
 
 __all__ = ["AUTH_PIN", "SIGNING_PIN", "APP_HASH", "CheckResult", "CHECKS", "run_checks", "render"]
 
 AUTH_PIN: Final = b"1234"
 SIGNING_PIN: Final = b"ABC123"
 APP_HASH: Final = hashlib.sha256(b"mjpki official app signing certificate").digest()
-"""The access rule the checks store admits this app (impl.system.OFFICIAL_APP_HASH); a reader needs the SE's reader access."""
+"""The access rule the checks store admits this app (mjpki.impl.system.OFFICIAL_APP_HASH); a reader needs the SE's reader access."""
 _SHA256_DIGEST_INFO: Final = bytes.fromhex("3031300d060960864801650304020105000420")
 
 

@@ -1,6 +1,6 @@
 """The applet-level adapter for any PC/SC reader (pyscard): a card in a reader, or a phone's SE served by `mjpki serve-se`.
 
-    from adapters.pcsc import PcscApplet, list_readers
+    from mjpki.adapters.pcsc import PcscApplet, list_readers
     print(list_readers())                     # what pcscd sees
     card = PcscApplet("Virtual PCD 00 00")    # exact name, or a substring naming exactly one reader
     card.transmit(bytes.fromhex("00A4040C0AD392F000260100000001"))
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.applet import AppletAdapterError
+from mjpki.adapters.applet import AppletAdapterError
 
 __all__ = ["PcscApplet", "list_readers", "find_reader", "pyscard_available"]
 
@@ -69,7 +69,7 @@ def find_reader(name: str, readers: list[str] | None = None) -> str:
 
 
 class PcscApplet:
-    """An applet in a PC/SC reader, driven through pcscd with pyscard; implements adapters.applet.AppletAdapter."""
+    """An applet in a PC/SC reader, driven through pcscd with pyscard; implements mjpki.adapters.applet.AppletAdapter."""
 
     def __init__(self, reader: str, *, unpower_on_close: bool = False, unpower_on_reset: bool = False) -> None:
         """Connect (shared mode, T=0 or T=1) to the card in the reader named (see find_reader).

@@ -1,9 +1,9 @@
 """The reference system with its phones' SEs across PC/SC: the system-level suite over pcscd.
 
-    pytest --jpki-adapter=adapters.pcsc_system:factory
-    mjpki run --adapter adapters.pcsc_system:factory
+    pytest --jpki-adapter=mjpki.adapters.pcsc_system:factory
+    mjpki run --adapter mjpki.adapters.pcsc_system:factory
 
-Everything but the SEs is the reference implementation (impl.system.ReferenceSystem: CA, records, TSMs, apps); every
+Everything but the SEs is the reference implementation (mjpki.impl.system.ReferenceSystem: CA, records, TSMs, apps); every
 APDU to a routed phone's SE goes through pcscd to a reader. `scripts/pcsc.sh start` gives the setup the defaults match:
 pcscd with vpcd readers and `mjpki serve-se --phones 5`, one two-slot reader per SE of mjpki.scenarios.base_world():
 
@@ -29,14 +29,14 @@ import os
 import threading
 from collections.abc import Mapping
 
-from adapters.applet import AppletAdapter, AppletAdapterError
-from adapters.system import AdapterError
-from impl.scp03 import StaticKeys
-from impl.se_tsm import SeCommandError, Tsm
-from impl.serve_se import DEFAULT_KEYS, PHONE_READER_PREFIX, parse_keys
-from impl.system import OFFICIAL_APP_HASH, OTHER_APP_HASH, ReferenceSystem
-from spec.domain import PhoneId
-from spec.world import World
+from mjpki.adapters.applet import AppletAdapter, AppletAdapterError
+from mjpki.adapters.system import AdapterError
+from mjpki.impl.scp03 import StaticKeys
+from mjpki.impl.se_tsm import SeCommandError, Tsm
+from mjpki.impl.serve_se import DEFAULT_KEYS, PHONE_READER_PREFIX, parse_keys
+from mjpki.impl.system import OFFICIAL_APP_HASH, OTHER_APP_HASH, ReferenceSystem
+from mjpki.spec.domain import PhoneId
+from mjpki.spec.world import World
 
 __all__ = ["PcscSeLink", "PcscSystem", "factory", "settings_from_env", "ENV_PREFIX", "ENV_KEYS", "ENV_PHONES"]
 
@@ -51,7 +51,7 @@ _OPEN_LOCK = threading.Lock()
 
 
 class PcscSeLink:
-    """One SE reached through PC/SC readers, one reader per calling app; an impl.system.SeLink."""
+    """One SE reached through PC/SC readers, one reader per calling app; an mjpki.impl.system.SeLink."""
 
     def __init__(self, se_id: str, channels: Mapping[bytes | None, AppletAdapter]) -> None:
         self._se_id = se_id
@@ -127,7 +127,7 @@ def settings_from_env(world: World) -> tuple[str, StaticKeys, tuple[PhoneId, ...
 
 def factory(world: World) -> PcscSystem:
     """A reference system for the world whose phones' SEs are the PC/SC readers named by their SE-IDs (see the module doc)."""
-    from adapters.pcsc import PcscApplet
+    from mjpki.adapters.pcsc import PcscApplet
 
     prefix, keys, phones = settings_from_env(world)
     with _OPEN_LOCK:

@@ -1,7 +1,7 @@
 """The reference implementation (impl/) as a system-level adapter: the suite's default system under test.
 
-    mjpki run --adapter adapters.reference:factory
-    pytest --jpki-adapter=adapters.reference:factory
+    mjpki run --adapter mjpki.adapters.reference:factory
+    pytest --jpki-adapter=mjpki.adapters.reference:factory
 
 `ReferenceSystem` implements `SystemAdapter` itself; this module only names the factory.
 Every system starts with fresh records (in memory, or in a file through `factory_with_db`);
@@ -16,10 +16,10 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from adapters.system import AdapterFactory
-from impl.ca import JpkiCa
-from impl.system import ReferenceSystem
-from spec.world import World
+from mjpki.adapters.system import AdapterFactory
+from mjpki.impl.ca import JpkiCa
+from mjpki.impl.system import ReferenceSystem
+from mjpki.spec.world import World
 
 __all__ = ["factory", "factory_with_db"]
 

@@ -1,6 +1,6 @@
 """The executable spec as a system under test: the smallest complete adapter, and a model for writing one.
 
-    from adapters.spec_adapter import SpecSystem
+    from mjpki.adapters.spec_adapter import SpecSystem
     system = SpecSystem(world)          # a factory is anything that takes a World
     outcome = system.step(InstallApp(phone="D1"))
     observation = system.observation()
@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from spec.actions import Action
-from spec.machine import step
-from spec.observe import Observation, observe
-from spec.outcome import Outcome
-from spec.state import State, initial_state
-from spec.world import World
+from mjpki.spec.actions import Action
+from mjpki.spec.machine import step
+from mjpki.spec.observe import Observation, observe
+from mjpki.spec.outcome import Outcome
+from mjpki.spec.state import State, initial_state
+from mjpki.spec.world import World
 
 __all__ = ["SpecSystem"]
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from spec.actions import Action
-from spec.observe import Observation
-from spec.outcome import Outcome
-from spec.world import World
+from mjpki.spec.actions import Action
+from mjpki.spec.observe import Observation
+from mjpki.spec.outcome import Outcome
+from mjpki.spec.world import World
 
 __all__ = ["SystemAdapter", "AdapterFactory", "AdapterError"]
 
@@ -26,10 +26,10 @@ class AdapterError(Exception):
 class SystemAdapter(Protocol):
     """A system under test, driven by lifecycle operations.
 
-    The harness calls `step` once per action of `spec.actions` (never an action the spec
+    The harness calls `step` once per action of `mjpki.spec.actions` (never an action the spec
     refuses as environmental: a person acting on a phone they do not hold, time running
     backwards) and `observation` after every step. An adapter must not raise for a refusal:
-    a refusal is an Outcome with a reason code from `spec.reasons.Reason`. Raising, hanging
+    a refusal is an Outcome with a reason code from `mjpki.spec.reasons.Reason`. Raising, hanging
     past the harness's step timeout or returning anything but an Outcome counts as a
     conformance failure of that step.
     """
@@ -42,7 +42,7 @@ class SystemAdapter(Protocol):
         ...
 
     def observation(self) -> Observation:
-        """What the system's records, CRL/OCSP and SEs show now (see `spec.observe.Observation`).
+        """What the system's records, CRL/OCSP and SEs show now (see `mjpki.spec.observe.Observation`).
 
         Serials and key identifiers are the system's own; they need not match the spec's.
         """

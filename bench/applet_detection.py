@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.applet import ReferenceApplet
-from impl.scp03 import StaticKeys
+from mjpki.adapters.applet import ReferenceApplet
 from mjpki.applet_lockstep import OFFICIAL_APP_HASH, AppletTarget, search
+from mjpki.impl.scp03 import StaticKeys
 from mjpki.key_pool import pooled_key_generation
 from tests.faulty_applets import FAULTY_APPLETS
 

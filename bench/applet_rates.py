@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.applet import AppletAdapter, ReferenceApplet
-from impl.scp03 import StaticKeys
-from impl.se import GpSe
+from mjpki.adapters.applet import AppletAdapter, ReferenceApplet
 from mjpki.applet_lockstep import OFFICIAL_APP_HASH, AppletRun, AppletTarget, expand, personalisation
-from spec.apdu.commands import Send
+from mjpki.impl.scp03 import StaticKeys
+from mjpki.impl.se import GpSe
+from mjpki.spec.apdu.commands import Send
 
 # The app's status queries and a certificate read: answers the applet computes without RSA, so the rate is the harness's.
 _LOOP = [
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.pcsc:
         if args.keys is None:
             parser.error("--pcsc needs --keys (the SE's ISD keys)")
-        from adapters.pcsc import PcscApplet
+        from mjpki.adapters.pcsc import PcscApplet
 
         data = json.loads(args.keys.read_text())
         pkeys = StaticKeys(

@@ -68,7 +68,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
-from spec.domain import CertStatus, HoldCause, Kind, Profile, RevocationReason
+from mjpki.spec.domain import CertStatus, HoldCause, Kind, Profile, RevocationReason
 
 __all__ = [
     # OIDs, URLs, names

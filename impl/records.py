@@ -30,7 +30,7 @@ Schema (version 2, STRICT tables, foreign keys on, `PRAGMA application_id` = 0x6
 
 Enumerations are stored as the `.value` of the spec's enums, with CHECK constraints generated from those enums
 (adding a member to one is a schema change: bump SCHEMA_VERSION). Times are the spec's abstract integers (minutes since
-spec.clock.EPOCH). R and S are bytes; the commitment is S = SHA-256(R), as the SE computes it (impl.se).
+mjpki.spec.clock.EPOCH). R and S are bytes; the commitment is S = SHA-256(R), as the SE computes it (mjpki.impl.se).
 
 Rules the store itself keeps, in Python with a clear error and again in the database as a backstop:
 - status follows the holds: adding a hold suspends, removing the last one makes the certificate active again;
@@ -38,7 +38,7 @@ Rules the store itself keeps, in Python with a clear error and again in the data
 - certificate records are never deleted (a trigger refuses it); a duplicate serial is refused by the primary key (CA-2);
 - a phone certificate links to a card signing certificate of the same person and follows card certificates of that
   person, at most one of each kind; the linkage table only takes card signing serials; the DER must carry the record's
-  serial, kind and profile (read back with impl.ca.kind_of/profile_of).
+  serial, kind and profile (read back with mjpki.impl.ca.kind_of/profile_of).
 The lifecycle decisions (which certificate to revoke when, cascades, expiry of deletions) are the caller's.
 
 One Records object is for one thread (sqlite3's default); several processes may share a file (SQLite locking).
@@ -60,10 +60,10 @@ from typing import Any, Final, TypeVar
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from impl.ca import CaPem, JpkiCa, kind_of, profile_of
-from spec.domain import CertStatus, HoldCause, Kind, PersonId, PhoneId, Profile, RevocationReason, SEId, Serial
-from spec.fmap import FrozenMap
-from spec.observe import CertView, Observation, SlotView
+from mjpki.impl.ca import CaPem, JpkiCa, kind_of, profile_of
+from mjpki.spec.domain import CertStatus, HoldCause, Kind, PersonId, PhoneId, Profile, RevocationReason, SEId, Serial
+from mjpki.spec.fmap import FrozenMap
+from mjpki.spec.observe import CertView, Observation, SlotView
 
 __all__ = [
     # constants

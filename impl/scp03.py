@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import cmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.kbkdf import KBKDFCMAC, CounterLocation, Mode
 
-from impl.apdu import SW_WRONG_LENGTH, CommandApdu
+from mjpki.impl.apdu import SW_WRONG_LENGTH, CommandApdu
 
 __all__ = [
     # errors

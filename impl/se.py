@@ -2,10 +2,10 @@
 
 `GpSe.transmit(apdu, caller=...)` takes a command APDU's bytes and returns the response's bytes (data || SW). Bad input
 never raises: it gets an ISO 7816 status word. docs/apdu-interface.md is the normative description of the interface; the
-constants, codecs and command builders live in `impl.se_apdu`, a TSM client in `impl.se_tsm`.
+constants, codecs and command builders live in `mjpki.impl.se_apdu`, a TSM client in `mjpki.impl.se_tsm`.
 
 What is in it:
-- the issuer security domain (ISD, A0 00 00 01 51 00 00 00): SCP03 (impl.scp03.SCP03Card), INSTALL of the JPKI applet with
+- the issuer security domain (ISD, A0 00 00 01 51 00 00 00): SCP03 (mjpki.impl.scp03.SCP03Card), INSTALL of the JPKI applet with
   its application-provider security domain (APSD), DELETE, STORE DATA of access rules (ACL-1), GET STATUS, GET DATA of the SE-ID;
 - the JPKI applet (D3 92 F0 00 26 01 00 00 00 01), answering like the My Number card's JPKI application (the files and
   commands OpenSC's card-jpki.c uses) plus proprietary TSM commands accepted only inside SCP03 opened to the applet;
@@ -34,8 +34,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
-from impl.scp03 import SCP03Card, SCP03Error, SecureMessagingError, StaticKeys
-from impl.se_apdu import (
+from mjpki.impl.scp03 import SCP03Card, SCP03Error, SecureMessagingError, StaticKeys
+from mjpki.impl.se_apdu import (
     APSD_AID,
     EF_CA_CERT,
     EF_CERT,
@@ -116,7 +116,7 @@ from impl.se_apdu import (
     sw_wrong_pin,
     tlv,
 )
-from spec.domain import Kind, PinStatus
+from mjpki.spec.domain import Kind, PinStatus
 
 __all__ = ["GpSe", "SNAPSHOT_FORMAT", "TSM_MIN_SECURITY_LEVEL"]
 
@@ -223,7 +223,7 @@ class GpSe:
             raise ValueError(f"se_id must be a str of 1..{MAX_SE_ID_LEN} UTF-8 bytes, got {se_id!r}")
         for name, keys in (("isd_keys", isd_keys), ("apsd_keys", apsd_keys)):
             if keys is not None and not isinstance(keys, StaticKeys):
-                raise TypeError(f"{name} must be an impl.scp03.StaticKeys, got {type(keys).__name__}")
+                raise TypeError(f"{name} must be an mjpki.impl.scp03.StaticKeys, got {type(keys).__name__}")
         for name, tries in (("auth_pin_tries", auth_pin_tries), ("signing_pin_tries", signing_pin_tries)):
             if not isinstance(tries, int) or not 1 <= tries <= 15:
                 raise ValueError(f"{name} must be 1..15 (a 63Cx status word carries it in one nibble), got {tries!r}")

@@ -1,6 +1,6 @@
 """The GP-SE's APDU interface as data: AIDs, file IDs, instruction codes, status words, TLV tags, codecs, builders, parsers.
 
-Shared by the card side (`impl.se.GpSe`) and any host (the TSM client `impl.se_tsm`, the harness, tests), so that both
+Shared by the card side (`mjpki.impl.se.GpSe`) and any host (the TSM client `mjpki.impl.se_tsm`, the harness, tests), so that both
 ends read the same constants; docs/apdu-interface.md is the normative description of everything here.
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from impl.apdu import SW_WRONG_LENGTH, ApduError, CommandApdu
-from spec.domain import Kind, PinStatus
+from mjpki.impl.apdu import SW_WRONG_LENGTH, ApduError, CommandApdu
+from mjpki.spec.domain import Kind, PinStatus
 
 __all__ = [
     # AIDs, ATR
@@ -352,7 +352,7 @@ def parse_tlv(data: bytes) -> list[tuple[int, bytes]]:
     return out
 
 
-# --- PIN formats (PIN-1), as spec.rules.pin_well_formed ----------------------------------------------------------
+# --- PIN formats (PIN-1), as mjpki.spec.rules.pin_well_formed ----------------------------------------------------------
 
 _SIGNING_PIN = re.compile(rb"(?=.*[A-Z])(?=.*[0-9])[A-Z0-9]{6,16}")
 _AUTH_PIN = re.compile(rb"[0-9]{4}")

@@ -1,4 +1,4 @@
-"""A TSM's side of the GP-SE interface: SCP03 sessions (impl.scp03.SCP03Host) and the ISD and applet commands of docs/apdu-interface.md.
+"""A TSM's side of the GP-SE interface: SCP03 sessions (mjpki.impl.scp03.SCP03Host), the ISD and applet commands of docs/apdu-interface.md.
 
 `Tsm(transmit, keys)` drives any transport that takes a command APDU and returns the response (e.g.
 `lambda apdu: se.transmit(apdu, caller=OFFICIAL_APP_HASH)`: the TSM reaches the SE through the official app). Every
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from impl import se_apdu as A
-from impl.scp03 import SCP03Error, SCP03Host, StaticKeys
-from spec.domain import Kind
+from mjpki.impl import se_apdu as A
+from mjpki.impl.scp03 import SCP03Error, SCP03Host, StaticKeys
+from mjpki.spec.domain import Kind
 
 __all__ = ["SeCommandError", "Tsm", "DEFAULT_SECURITY_LEVEL"]
 

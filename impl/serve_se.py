@@ -1,4 +1,4 @@
-"""`mjpki serve-se`: the GP-SE (impl.se.GpSe) served as a virtual smart card to pcscd through vsmartcard's vpcd driver.
+"""`mjpki serve-se`: the GP-SE (mjpki.impl.se.GpSe) served as a virtual smart card to pcscd through vsmartcard's vpcd driver.
 
 vpcd (Debian package vsmartcard-vpcd) is a reader driver inside pcscd. Each of its readers listens on a TCP port (the
 Debian configuration: 35963 for "Virtual PCD 00 00", 35964 for "Virtual PCD 00 01"); the virtual card CONNECTS to that
@@ -14,7 +14,7 @@ reference system's SQLite records of a `--demo` personalisation sit next to it (
 
 One SE can be served on several ports, each with the caller (ACL-1) the SE sees on it: `None`, a reader such as OpenSC
 uses; or an Android app's signing-certificate hash, standing for that app's OMAPI channel on the phone. The system-level
-suite over PC/SC (adapters.pcsc_system) uses one reader per phone: slot 00 is the official app, slot 01 another app.
+suite over PC/SC (mjpki.adapters.pcsc_system) uses one reader per phone: slot 00 is the official app, slot 01 another app.
 
 `--applet MODULE:CLASS` serves another class instead of GpSe (a third party's applet in Python, or a deliberately faulty
 GpSe subclass), for every SE this process serves. What serve-se needs of it is `SeFactory` (the class: GpSe's
@@ -49,10 +49,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from impl.scp03 import StaticKeys
-from impl.se import GpSe
-from impl.se_apdu import JPKI_ATR, SW_UNKNOWN, SW_WRONG_LENGTH
-from spec.domain import Kind
+from mjpki.impl.scp03 import StaticKeys
+from mjpki.impl.se import GpSe
+from mjpki.impl.se_apdu import JPKI_ATR, SW_UNKNOWN, SW_WRONG_LENGTH
+from mjpki.spec.domain import Kind
 
 __all__ = [
     "VPCD_PORT",
@@ -131,7 +131,7 @@ def parse_keys(text: str) -> StaticKeys:
 
 
 class ServedSe(Protocol):
-    """What serve-se uses of a served SE object (impl.se.GpSe is one)."""
+    """What serve-se uses of a served SE object (mjpki.impl.se.GpSe is one)."""
 
     @property
     def se_id(self) -> str:
@@ -152,7 +152,7 @@ class ServedSe(Protocol):
 
 
 class SeFactory(Protocol):
-    """What serve-se uses of the served class (impl.se.GpSe is one): its constructor and `from_snapshot`."""
+    """What serve-se uses of the served class (mjpki.impl.se.GpSe is one): its constructor and `from_snapshot`."""
 
     def __call__(self, se_id: str, isd_keys: StaticKeys, /, *, auth_pin_tries: int, signing_pin_tries: int) -> ServedSe:
         """A fresh SE: no applet, these ISD (and APSD) keys, these retry limits for the applet INSTALL makes."""
@@ -167,7 +167,7 @@ _SE_METHODS: Final = ("transmit", "power_reset", "snapshot")
 
 
 class AppletError(TypeError):
-    """The class given with --applet (or what it makes) is not enough like impl.se.GpSe for serve-se to serve."""
+    """The class given with --applet (or what it makes) is not enough like mjpki.impl.se.GpSe for serve-se to serve."""
 
 
 def _name(obj: object) -> str:
@@ -179,13 +179,13 @@ def _name(obj: object) -> str:
 def check_applet(obj: object, spec: str) -> SeFactory:
     """obj, if it looks like a SeFactory (a class like GpSe); AppletError naming what is missing otherwise."""
     if not callable(obj):
-        raise AppletError(f"applet {spec!r}: that is of type {type(obj).__name__}, not a class like impl.se.GpSe (docs/pcsc.md)")
+        raise AppletError(f"applet {spec!r}: that is of type {type(obj).__name__}, not a class like mjpki.impl.se.GpSe (docs/pcsc.md)")
     missing = [] if callable(getattr(obj, "from_snapshot", None)) else ["from_snapshot"]
     if isinstance(obj, type):  # a factory function's objects can only be checked once made (check_served)
         missing = [m for m in _SE_METHODS if not callable(getattr(obj, m, None))] + missing
     if missing:
         raise AppletError(
-            f"applet {spec!r}: {_name(obj)} has no {', '.join(missing)}: serve-se needs a class like impl.se.GpSe (docs/pcsc.md)"
+            f"applet {spec!r}: {_name(obj)} has no {', '.join(missing)}: serve-se needs a class like mjpki.impl.se.GpSe (docs/pcsc.md)"
         )
     return obj  # type: ignore[return-value]
 
@@ -441,7 +441,7 @@ def _make(applet: SeFactory, method: str | None, *args: Any, **kwargs: Any) -> o
     except ValueError:
         raise
     except Exception as exc:  # e.g. a constructor that does not take GpSe's arguments
-        raise AppletError(f"{what}(...) raised {type(exc).__name__}: {exc} (serve-se calls it as impl.se.GpSe's; docs/pcsc.md)") from exc
+        raise AppletError(f"{what}(...) raised {type(exc).__name__}: {exc} (as serve-se calls mjpki.impl.se.GpSe's; docs/pcsc.md)") from exc
 
 
 # --- the server ----------------------------------------------------------------------------------------------------
@@ -554,17 +554,17 @@ def personalise_demo(
 ) -> DemoCard:
     """Issue a demo person's phone certificates into the SE through the reference system's real issuance flow.
 
-    `se` is any impl.system.SeLink (an in-process GpSe, or a PC/SC link); `keys` are its ISD keys. The person applies with
+    `se` is any mjpki.impl.system.SeLink (an in-process GpSe, or a PC/SC link); `keys` are its ISD keys. The person applies with
     the card signature, the SE makes R and the key pairs, the CA certifies them, the SP-TSM writes the certificates and
     temporary PINs over SCP03 and the app sets the PINs (ISS-2, ISS-5, ISS-6, PIN-2). Any applet already there is
     removed first (ISS-8). RuntimeError if a step is refused (e.g. a PIN not in the PIN-1 format).
     """
     from datetime import date
 
-    from impl.system import ReferenceSystem, SeLink
-    from spec import actions as A
-    from spec.domain import Profile
-    from spec.world import PersonSpec, PhoneSpec, ServiceProviderSpec, World
+    from mjpki.impl.system import ReferenceSystem, SeLink
+    from mjpki.spec import actions as A
+    from mjpki.spec.domain import Profile
+    from mjpki.spec.world import PersonSpec, PhoneSpec, ServiceProviderSpec, World
 
     if not isinstance(se, SeLink):
         raise TypeError(f"{type(se).__name__} is not an SE link (se_id, transmit(apdu, caller=...))")
@@ -733,7 +733,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument(
         "--applet",
         metavar="MODULE:CLASS",
-        help="serve this class instead of impl.se.GpSe, for every SE: package.module:Class or path/to/file.py:Class, with GpSe's "
+        help="serve this class instead of mjpki.impl.se.GpSe, for every SE: package.module:Class or path/to/file.py:Class, with GpSe's "
         "constructor and interface (docs/pcsc.md); give it on every start: --state keeps only the SEs' memory, not the class",
     )
     p.add_argument("--demo", action="store_true", help="wipe the reader SE and personalise it with a demo person's phone certificates")
@@ -750,7 +750,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 def main(args: argparse.Namespace, *, applet: SeFactory | None = None) -> int:
     """Run `mjpki serve-se` until SIGINT/SIGTERM; `applet` is the class --applet named (mjpki.cli loads and checks it)."""
-    from impl.system import OFFICIAL_APP_HASH, OTHER_APP_HASH
+    from mjpki.impl.system import OFFICIAL_APP_HASH, OTHER_APP_HASH
 
     if args.applet and applet is None:
         raise ValueError(f"--applet {args.applet}: load it with mjpki.cli (`mjpki serve-se`) and pass it as main(args, applet=...)")
@@ -810,7 +810,7 @@ def main(args: argparse.Namespace, *, applet: SeFactory | None = None) -> int:
         print(f"serve-se: {exc}", flush=True)
         return 1
     if applet is not None:
-        lines.append(f"every SE is a {_name(applet)} (--applet {args.applet}), not the reference impl.se.GpSe")
+        lines.append(f"every SE is a {_name(applet)} (--applet {args.applet}), not the reference mjpki.impl.se.GpSe")
     stopped = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:

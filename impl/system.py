@@ -1,17 +1,17 @@
 """The reference system: every spec action carried out with the real parts, answered in the spec's vocabulary.
 
-`ReferenceSystem(world)` puts together one JPKI CA (impl.ca.JpkiCa), the JPKI system's records (impl.records.Records,
-SQLite), one GP-SE per phone (impl.se.GpSe, SE-ID from the world), an abstract clock (int minutes from spec.clock.EPOCH,
-nothing sleeps), a push service, the official app per phone, an SEI-TSM and an SP-TSM (impl.se_tsm.Tsm over SCP03), each
+`ReferenceSystem(world)` puts together one JPKI CA (mjpki.impl.ca.JpkiCa), the JPKI system's records (mjpki.impl.records.Records,
+SQLite), one GP-SE per phone (mjpki.impl.se.GpSe, SE-ID from the world), an abstract clock (int minutes from mjpki.spec.clock.EPOCH,
+nothing sleeps), a push service, the official app per phone, an SEI-TSM and an SP-TSM (mjpki.impl.se_tsm.Tsm over SCP03), each
 person's My Number card (an RSA key pair certified by the CA at time 0) and the verifiers (profile, validity period and an
 OCSP response the CA builds from the records).
 
-`step(action)` returns a spec.outcome.Outcome; the guards run in the order of the spec rule so that the refusal codes
+`step(action)` returns a mjpki.spec.outcome.Outcome; the guards run in the order of the spec rule so that the refusal codes
 match. Serials, keys and push tokens are the system's own, not the spec's. `observation()` builds the
-spec.observe.Observation the invariants of properties.invariants judge, from the records and each SE's slot status.
+mjpki.spec.observe.Observation the invariants of mjpki.properties.invariants judge, from the records and each SE's slot status.
 
 Each phone's SE is reached only through APDUs (`SeLink.transmit`): in process a `GpSe`, or a card across PC/SC
-(`adapters.pcsc_system`), chosen with `se_links`. Where the real parts cannot tell the spec's distinctions apart by VERIFY
+(`mjpki.adapters.pcsc_system`), chosen with `se_links`. Where the real parts cannot tell the spec's distinctions apart by VERIFY
 alone (a PIN that is temporarily blocked or locked both answer 6983), the SP-TSM reads the SE's GET SLOT STATUS over SCP03.
 
 Known differences from the spec (outcome codes agree on every scenario and on random walks otherwise):
@@ -37,15 +37,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import ocsp
 
-from impl import se_apdu as APDU
-from impl.ca import JpkiCa, PersonalData, build_ocsp_request, profile_of
-from impl.records import CertRecord, Records, commitment_of, key_fingerprint
-from impl.scp03 import StaticKeys
-from impl.se import GpSe
-from impl.se_tsm import SeCommandError, Tsm
-from spec import actions as A
-from spec.clock import DELETION_WINDOW, PRIMARY_AUTH_INTERVAL, fifth_birthday_expiry, push_due, to_datetime
-from spec.domain import (
+from mjpki.impl import se_apdu as APDU
+from mjpki.impl.ca import JpkiCa, PersonalData, build_ocsp_request, profile_of
+from mjpki.impl.records import CertRecord, Records, commitment_of, key_fingerprint
+from mjpki.impl.scp03 import StaticKeys
+from mjpki.impl.se import GpSe
+from mjpki.impl.se_tsm import SeCommandError, Tsm
+from mjpki.spec import actions as A
+from mjpki.spec.clock import DELETION_WINDOW, PRIMARY_AUTH_INTERVAL, fifth_birthday_expiry, push_due, to_datetime
+from mjpki.spec.domain import (
     CASCADING_REASONS,
     AuthMethod,
     CertStatus,
@@ -59,11 +59,11 @@ from spec.domain import (
     Serial,
     SPKind,
 )
-from spec.observe import Observation, SlotView
-from spec.outcome import Outcome, accepted, refused
-from spec.reasons import Reason as R
-from spec.rules import pin_well_formed
-from spec.world import World
+from mjpki.spec.observe import Observation, SlotView
+from mjpki.spec.outcome import Outcome, accepted, refused
+from mjpki.spec.reasons import Reason as R
+from mjpki.spec.rules import pin_well_formed
+from mjpki.spec.world import World
 
 __all__ = ["ReferenceSystem", "SeLink", "SystemDefectError", "Signed", "OFFICIAL_APP_HASH", "OTHER_APP_HASH", "to_utc", "digest_info"]
 

@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from adapters.system import AdapterFactory
+from mjpki.adapters.system import AdapterFactory
 
 __all__ = ["DEFAULT_ADAPTER", "AdapterSpecError", "load_factory", "load_object"]
 
-DEFAULT_ADAPTER = "adapters.reference:factory"
+DEFAULT_ADAPTER = "mjpki.adapters.reference:factory"
 """The reference implementation (impl/): what runs when no adapter is named."""
 
 

@@ -12,9 +12,9 @@ import copy
 import secrets
 from dataclasses import dataclass
 
-from adapters.applet import AppletAdapter, AppletAdapterError
-from impl.scp03 import SCP03Error, SCP03Host, StaticKeys, initialize_update_command
-from spec.apdu.commands import Command, ExtAuth, InitUpdate, Observed, Reset, Send, SwitchCaller, Tamper, Wrapped
+from mjpki.adapters.applet import AppletAdapter, AppletAdapterError
+from mjpki.impl.scp03 import SCP03Error, SCP03Host, StaticKeys, initialize_update_command
+from mjpki.spec.apdu.commands import Command, ExtAuth, InitUpdate, Observed, Reset, Send, SwitchCaller, Tamper, Wrapped
 
 __all__ = ["Exchange", "AppletHost"]
 

@@ -1,8 +1,8 @@
-"""Applet-level lockstep: an applet and the APDU model (spec.apdu) driven side by side, APDU by APDU.
+"""Applet-level lockstep: an applet and the APDU model (mjpki.spec.apdu) driven side by side, APDU by APDU.
 
 A target gives a fresh applet behind an `AppletAdapter`, the SE's SCP03 keys and what the model must know (SE-ID,
 caller). `AppletRun` brings the card to a known state (the prelude: the JPKI applet deleted over the ISD's secure
-channel), then sends each model command through `AppletHost` and judges the answer with `spec.apdu.model.step`. The
+channel), then sends each model command through `AppletHost` and judges the answer with `mjpki.spec.apdu.model.step`. The
 first difference ends the run; the run so far is the trace.
 
 `applet_machine(target)` is the Hypothesis rule-based search over command sequences: valid flows (a whole
@@ -30,14 +30,14 @@ from hypothesis import strategies as st
 from hypothesis import target as hypothesis_target
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
-from adapters.applet import AppletAdapter, AppletAdapterError
-from impl.scp03 import StaticKeys
+from mjpki.adapters.applet import AppletAdapter, AppletAdapterError
 from mjpki.applet_host import AppletHost, Exchange
-from spec.apdu import interface as I
-from spec.apdu.commands import Command, ExtAuth, InitUpdate, Observed, Reset, Send, SwitchCaller, Tamper, Wrapped
-from spec.apdu.model import Expected, step
-from spec.apdu.state import CardConfig, CardState, initial_state
-from spec.domain import Kind
+from mjpki.impl.scp03 import StaticKeys
+from mjpki.spec.apdu import interface as I
+from mjpki.spec.apdu.commands import Command, ExtAuth, InitUpdate, Observed, Reset, Send, SwitchCaller, Tamper, Wrapped
+from mjpki.spec.apdu.model import Expected, step
+from mjpki.spec.apdu.state import CardConfig, CardState, initial_state
+from mjpki.spec.domain import Kind
 
 __all__ = [
     "OFFICIAL_APP_HASH",
@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 OFFICIAL_APP_HASH = hashlib.sha256(b"mjpki official app signing certificate").digest()
-"""The app the searches store in the access rule (impl.system.OFFICIAL_APP_HASH)."""
+"""The app the searches store in the access rule (mjpki.impl.system.OFFICIAL_APP_HASH)."""
 OTHER_APP_HASH = hashlib.sha256(b"some other app").digest()
 AUTH_PIN = b"1234"
 SIGNING_PIN = b"ABC123"

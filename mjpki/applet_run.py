@@ -4,7 +4,7 @@ Front end: `mjpki run --applet MODULE:CLASS` or `mjpki run --reader NAME --keys 
 
 - named scenarios (`applet:personalise`, `applet:lock`, ...): fixed command lists, most built on the whole
   personalisation, sent in lockstep with the model (they keep what the old fixed probes of adapters/applet_checks.py
-  checked, now judged clause by clause by spec.apdu.model);
+  checked, now judged clause by clause by mjpki.spec.apdu.model);
 - `applet:search`: the Hypothesis rule-based search of mjpki.applet_lockstep with the profile's budget.
 
 A failing check writes its trace (mjpki-apdu-trace/1, see spec/apdu/trace_schema.py), a step table (.txt) and a
@@ -30,8 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adapters.applet import ReferenceApplet
-from impl.scp03 import StaticKeys
+from mjpki.adapters.applet import ReferenceApplet
 from mjpki.applet_lockstep import (
     AUTH_PIN,
     OFFICIAL_APP_HASH,
@@ -52,12 +51,13 @@ from mjpki.applet_lockstep import (
     select,
     select_ef,
 )
-from spec.apdu import interface as I
-from spec.apdu.commands import Command, ExtAuth, InitUpdate, Reset, Send, Tamper, Wrapped
-from spec.apdu.model import step
-from spec.apdu.state import CardConfig, initial_state
-from spec.apdu.trace_schema import APDU_TRACE_FORMAT, ApduTrace
-from spec.domain import Kind
+from mjpki.impl.scp03 import StaticKeys
+from mjpki.spec.apdu import interface as I
+from mjpki.spec.apdu.commands import Command, ExtAuth, InitUpdate, Reset, Send, Tamper, Wrapped
+from mjpki.spec.apdu.model import step
+from mjpki.spec.apdu.state import CardConfig, initial_state
+from mjpki.spec.apdu.trace_schema import APDU_TRACE_FORMAT, ApduTrace
+from mjpki.spec.domain import Kind
 
 __all__ = [
     "APPLET_PROFILES",
@@ -166,7 +166,7 @@ def load_applet_class(spec: str) -> type:
     """The GpSe-like class named by MODULE:CLASS or path/to/file.py:CLASS; AdapterSpecError (one line) if it is not a class."""
     from mjpki.adapterspec import AdapterSpecError, load_object
 
-    cls = load_object(spec, what="applet", form="module:Class", example="impl.se:GpSe")
+    cls = load_object(spec, what="applet", form="module:Class", example="mjpki.impl.se:GpSe")
     if not isinstance(cls, type):
         raise AdapterSpecError(f"applet {spec!r}: {spec.partition(':')[2]} is a {type(cls).__name__}, not a class")
     return cls
@@ -187,7 +187,7 @@ def applet_target_for_class(cls: Callable[..., Any], *, name: str = "", se_id: s
 
 def applet_target_for_reader(reader: str, keys: StaticKeys) -> AppletTarget:
     """A target in a PC/SC reader (destructive: the run deletes and reinstalls the JPKI applet), caller None."""
-    from adapters.pcsc import PcscApplet
+    from mjpki.adapters.pcsc import PcscApplet
 
     return AppletTarget(name=f"PC/SC {reader}", open=lambda: PcscApplet(reader), isd_keys=keys, caller=None)
 
@@ -699,7 +699,7 @@ def trace_json(
 def _rows(steps: list[dict[str, Any]]) -> list[tuple[str, ...]]:
     rows = []
     for i, s in enumerate(steps):
-        from spec.apdu.commands import command_from_json
+        from mjpki.spec.apdu.commands import command_from_json
 
         cmd = command_text(command_from_json(s["command"]))
         seen = s["observed"]["sw"] or "-"
@@ -736,7 +736,7 @@ def step_table_text(steps: list[dict[str, Any]], *, max_width: int = 60) -> str:
 def sequence_diagram(steps: list[dict[str, Any]]) -> str:
     """A Mermaid sequence diagram Host -> Card; the diverging step in a red rect with a note."""
     from mjpki.mermaid import DIVERGENCE_FILL, escape
-    from spec.apdu.commands import command_from_json
+    from mjpki.spec.apdu.commands import command_from_json
 
     lines = ["sequenceDiagram", "    participant Host", "    participant Card"]
     for i, s in enumerate(steps):
@@ -853,7 +853,7 @@ def result_json(result: AppletConformance) -> dict[str, Any]:
 def render_applet_summary(result: AppletConformance) -> str:
     """The per-requirement and per-clause verdict tables and the summary line."""
     from mjpki.render import table
-    from spec.requirements import REQUIREMENTS
+    from mjpki.spec.requirements import REQUIREMENTS
 
     def where(ids: list[str]) -> str:
         return ", ".join(ids[:2]) + (f" +{len(ids) - 2}" if len(ids) > 2 else "")

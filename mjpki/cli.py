@@ -18,7 +18,7 @@ __all__ = ["main"]
 
 
 def _cmd_requirements(args: argparse.Namespace) -> int:
-    from spec.requirements import REQUIREMENTS
+    from mjpki.spec.requirements import REQUIREMENTS
 
     if args.markdown:
         print(requirements_markdown(), end="")
@@ -30,7 +30,7 @@ def _cmd_requirements(args: argparse.Namespace) -> int:
 
 def requirements_markdown() -> str:
     """docs/requirements.md: the catalogue as a document (generated; a test checks it is current)."""
-    from spec.requirements import REQUIREMENTS, Area
+    from mjpki.spec.requirements import REQUIREMENTS, Area
 
     out = [
         "# Requirement catalogue",
@@ -59,7 +59,7 @@ def requirements_markdown() -> str:
 def _cmd_rules(args: argparse.Namespace) -> int:
     import textwrap
 
-    from spec.rules import RULES
+    from mjpki.spec.rules import RULES
 
     for cls, r in RULES.items():
         print(f"{cls.__name__}  ({cls.actor})  {' '.join(r.reqs)}")
@@ -73,7 +73,7 @@ def _cmd_assumptions(args: argparse.Namespace) -> int:
     import dataclasses
     from enum import Enum
 
-    from spec.assumptions import ASSUMPTIONS, Variants
+    from mjpki.spec.assumptions import ASSUMPTIONS, Variants
 
     for a in ASSUMPTIONS.values():
         print(f"{a.name} [{', '.join(a.reqs)}]\n    {a.text}\n")
@@ -88,7 +88,7 @@ def _cmd_assumptions(args: argparse.Namespace) -> int:
 def _cmd_scenarios(args: argparse.Namespace) -> int:
     from mjpki.runner import run_scenario
     from mjpki.scenarios import SCENARIOS
-    from spec.requirements import REQUIREMENTS, conformance_ids
+    from mjpki.spec.requirements import REQUIREMENTS, conformance_ids
 
     chosen = list(SCENARIOS.values())
     if args.id:
@@ -100,8 +100,8 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
     out_dir = Path(args.traces) if args.traces else None
     factory = None
     if args.system == "reference":
-        from impl.ca import JpkiCa
-        from impl.system import ReferenceSystem
+        from mjpki.impl.ca import JpkiCa
+        from mjpki.impl.system import ReferenceSystem
 
         shared_ca = JpkiCa.generate()  # one CA key pair for the run: RSA key generation is slow
 
@@ -152,7 +152,7 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
         f"{len(verdicts) - len(unexercised)} of {len(verdicts)} requirements exercised"
         + (f" (not: {' '.join(unexercised)})" if unexercised else "")
     )
-    from properties.coverage import coverage, render_coverage
+    from mjpki.properties.coverage import coverage, render_coverage
 
     print()
     print(render_coverage(coverage(traces)))
@@ -362,7 +362,7 @@ def _load_any(path: str):  # type: ignore[no-untyped-def]
 
 def _load(path: str):  # type: ignore[no-untyped-def]
     """A system-level trace file, or None after saying (one line) why it cannot be used."""
-    from spec.apdu.trace_schema import ApduTrace
+    from mjpki.spec.apdu.trace_schema import ApduTrace
 
     trace = _load_any(path)
     if isinstance(trace, ApduTrace):
@@ -372,7 +372,7 @@ def _load(path: str):  # type: ignore[no-untyped-def]
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from spec.apdu.trace_schema import ApduTrace
+    from mjpki.spec.apdu.trace_schema import ApduTrace
 
     trace = _load_any(args.trace)
     if trace is None:
@@ -390,7 +390,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from spec.apdu.trace_schema import ApduTrace
+    from mjpki.spec.apdu.trace_schema import ApduTrace
 
     for option, path in (("--markdown", args.markdown), ("--emit-pytest", args.emit_pytest)):
         unusable = _unusable_file(option, path)
@@ -421,7 +421,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 def _replay_on_spec(trace) -> int:  # type: ignore[no-untyped-def]
     """`mjpki replay TRACE`: the trace's actions on the spec; exit 1 where the spec and the recorded outcomes part."""
-    from spec.trace import replay_on_spec
+    from mjpki.spec.trace import replay_on_spec
 
     try:
         result = replay_on_spec(trace)
@@ -528,8 +528,8 @@ def _replay_on_adapter(args: argparse.Namespace, trace) -> int:  # type: ignore[
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    from spec.apdu.trace_schema import APDU_SCHEMA_PATH, apdu_schema_text
-    from spec.schema import SCHEMA_PATH, schema_text
+    from mjpki.spec.apdu.trace_schema import APDU_SCHEMA_PATH, apdu_schema_text
+    from mjpki.spec.schema import SCHEMA_PATH, schema_text
 
     files = [(SCHEMA_PATH, schema_text()), (APDU_SCHEMA_PATH, apdu_schema_text())]
     if args.write:
@@ -556,8 +556,8 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 def _scope_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from datetime import date
 
-    from properties.explorer import Scope
-    from spec.assumptions import Variants
+    from mjpki.properties.explorer import Scope
+    from mjpki.spec.assumptions import Variants
 
     try:
         variants = Variants.parse(args.variant or [])
@@ -581,8 +581,8 @@ def _scope_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _cmd_explore(args: argparse.Namespace) -> int:
-    from properties.explorer import explore
-    from properties.invariants import STATE_INVARIANTS, TRANSITION_INVARIANTS
+    from mjpki.properties.explorer import explore
+    from mjpki.properties.invariants import STATE_INVARIANTS, TRANSITION_INVARIANTS
 
     try:
         scope = _scope_from(args)
@@ -621,8 +621,8 @@ def _cmd_explore(args: argparse.Namespace) -> int:
 
 
 def _cmd_coverage(args: argparse.Namespace) -> int:
-    from properties.coverage import coverage, render_coverage
-    from properties.explorer import explore
+    from mjpki.properties.coverage import coverage, render_coverage
+    from mjpki.properties.explorer import explore
 
     paths: list[Path] = []
     for p in args.traces:
@@ -647,14 +647,14 @@ def _cmd_coverage(args: argparse.Namespace) -> int:
 
 
 def _cmd_prove(args: argparse.Namespace) -> int:
-    from properties.prove import run
+    from mjpki.properties.prove import run
 
     return run(args)
 
 
 def _cmd_diagrams(args: argparse.Namespace) -> int:
-    from properties.diagrams import lifecycle_graphs, render, to_dot
-    from properties.explorer import Scope, explore
+    from mjpki.properties.diagrams import lifecycle_graphs, render, to_dot
+    from mjpki.properties.explorer import Scope, explore
 
     scopes = [
         Scope(persons=1, phones=2, depth=7, expiry=True),
@@ -682,7 +682,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("run", help="the conformance run: every check on an adapter, a verdict per requirement, traces of failures")
-    s.add_argument("--adapter", default="adapters.reference:factory", metavar="MODULE:FACTORY", help="system under test (%(default)s)")
+    s.add_argument(
+        "--adapter", default="mjpki.adapters.reference:factory", metavar="MODULE:FACTORY", help="system under test (%(default)s)"
+    )
     s.add_argument("--profile", default="quick", choices=["quick", "ci", "thorough"], help="how hard the stateful search tries")
     s.add_argument("--out", default="out/conformance", metavar="DIR", help="result.json and failure traces (default: %(default)s)")
     s.add_argument("--known-failures", metavar="FILE", help="TOML file of ID = reason for failures you already know of")
@@ -740,7 +742,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_cmd_diagrams)
 
     s = sub.add_parser("prove", help="Z3: prove every invariant for every reachable state; violations as traces")
-    from properties.prove import add_arguments as _prove_arguments
+    from mjpki.properties.prove import add_arguments as _prove_arguments
 
     _prove_arguments(s)
     s.set_defaults(fn=_cmd_prove)
@@ -789,7 +791,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _learn_options(parser: argparse.ArgumentParser) -> None:
     # written out here, not imported from mjpki.learn: that module loads AALpy, which every other subcommand can do without
     parser.add_argument(
-        "--applet", default="impl.se:GpSe", metavar="MODULE:CLASS", help="a class like impl.se.GpSe to learn (default: %(default)s)"
+        "--applet", default="mjpki.impl.se:GpSe", metavar="MODULE:CLASS", help="a class like mjpki.impl.se.GpSe (default: %(default)s)"
     )
     parser.add_argument("--out", default="out/learn", metavar="DIR", help="machines (dot, svg), traces, the start (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the oracle's random walks (default: %(default)s)")
@@ -814,21 +816,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _serve_se_options(parser: argparse.ArgumentParser) -> None:
-    from impl.serve_se import build_parser
+    from mjpki.impl.serve_se import build_parser
 
     build_parser(parser)
 
 
 def _cmd_serve_se(args: argparse.Namespace) -> int:
-    from impl.serve_se import AppletError, check_applet
-    from impl.serve_se import main as serve_se_main
     from mjpki.adapterspec import AdapterSpecError, load_object
+    from mjpki.impl.serve_se import AppletError, check_applet
+    from mjpki.impl.serve_se import main as serve_se_main
 
     applet = None
     if args.applet:
         # loaded here, before anything starts, so that a bad --applet is one line and exit 2 (pcsc.sh relies on it)
         try:
-            applet = check_applet(load_object(args.applet, what="applet", form="module:Class", example="impl.se:GpSe"), args.applet)
+            applet = check_applet(load_object(args.applet, what="applet", form="module:Class", example="mjpki.impl.se:GpSe"), args.applet)
         except (AdapterSpecError, AppletError) as exc:
             print(f"serve-se: --applet: {exc}", file=sys.stderr)
             return 2

@@ -5,7 +5,7 @@ lockstep search in one world (default variants, or the other settings of every v
 `run_conformance` runs them all; `mjpki run` and the pytest plugin are two front ends to
 the same functions, so their verdicts cannot differ.
 
-    result = run_conformance(load_factory("adapters.reference:factory"), profile="quick", out_dir=Path("out"))
+    result = run_conformance(load_factory("mjpki.adapters.reference:factory"), profile="quick", out_dir=Path("out"))
     print(render_summary(result))
 """
 
@@ -20,15 +20,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adapters.system import AdapterFactory
+from mjpki.adapters.system import AdapterFactory
 from mjpki.known_failures import KnownFailures
 from mjpki.lockstep import Divergence, Lockstep, lockstep_machine, write_failure
 from mjpki.scenarios import SCENARIOS, Scenario, base_world
-from spec.assumptions import ASSUMPTIONS
-from spec.requirements import REQUIREMENTS, conformance_ids
-from spec.rules import RULES
-from spec.trace import Trace
-from spec.world import World
+from mjpki.spec.assumptions import ASSUMPTIONS
+from mjpki.spec.requirements import REQUIREMENTS, conformance_ids
+from mjpki.spec.rules import RULES
+from mjpki.spec.trace import Trace
+from mjpki.spec.world import World
 
 __all__ = [
     "PROFILES",
@@ -422,7 +422,7 @@ def coverage_json(results: tuple[CheckResult, ...] | list[CheckResult]) -> dict[
     seen: Counter[tuple[str, str]] = Counter()
     for r in results:
         seen.update(r.outcomes)
-    # Environmental refusals are left out: they are never sent to a system (as in properties.coverage).
+    # Environmental refusals are left out: they are never sent to a system (as in mjpki.properties.coverage).
     declared = {cls.__name__: ["ACCEPTED", *(x.name for x in rule.reasons if not x.environmental)] for cls, rule in RULES.items()}
     exercised: dict[str, dict[str, int]] = {}
     for (action, code), n in sorted(seen.items()):

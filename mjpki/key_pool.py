@@ -1,7 +1,7 @@
-"""A pool of pre-made RSA-2048 keys for the in-process reference SE (impl.se), for learning, tests and benchmarks.
+"""A pool of pre-made RSA-2048 keys for the in-process reference SE (mjpki.impl.se), for learning, tests and benchmarks.
 
 A fresh RSA-2048 key costs ~60 ms and is most of what the reference does; where only status words and the applet's
-logic are judged, the same few keys serve. `pooled_key_generation()` swaps impl.se's key generation for the pool while
+logic are judged, the same few keys serve. `pooled_key_generation()` swaps mjpki.impl.se's key generation for the pool while
 inside; serve-se, the system-level runs and anything that issues real certificates never enter it.
 """
 
@@ -37,13 +37,13 @@ class KeyPool:
 
 @contextlib.contextmanager
 def pooled_key_generation(size: int = 4) -> Iterator[KeyPool]:
-    """While inside, impl.se's RSA key generation takes keys from a small pool instead of making new ones.
+    """While inside, mjpki.impl.se's RSA key generation takes keys from a small pool instead of making new ones.
 
     Only for the in-process reference and its subclasses, in learning and in tests: the abstraction sees status words,
     never keys, and a fresh RSA-2048 key takes ~60 ms, which would dominate (every query that generates a key pair pays
     it). serve-se and the system-level runs never enter it.
     """
-    import impl.se as se_module
+    import mjpki.impl.se as se_module
 
     pool = KeyPool(_key_pool(size))
     original = se_module.rsa

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mjpki.safe_load import LoadError, load_toml
-from spec.requirements import REQUIREMENTS
+from mjpki.spec.requirements import REQUIREMENTS
 
 __all__ = ["KnownFailures", "KnownFailuresError", "load_known_failures"]
 

@@ -1,11 +1,11 @@
 """Learn what a black-box applet really does: active automata learning (AALpy's KV) of its status-word behaviour.
 
 A mapper turns each symbol of a small abstract alphabet (`ALPHABET`: select, open a secure channel, verify, sign, the
-TSM commands, a tampered and a plain TSM command, reset) into fixed model commands (`spec.apdu.commands`), sends them
+TSM commands, a tampered and a plain TSM command, reset) into fixed model commands (`mjpki.spec.apdu.commands`), sends them
 through `AppletHost`, and answers with their status words only. Every query starts from the same personalised SE
 (`personalise`: applet installed with its access rule, both key pairs, certificates and PINs), restored from its
 snapshot. The model's machine over the same alphabet is computed exactly, by breadth-first search over
-`spec.apdu.model.step` from the model state that the personalisation reached in lockstep, then minimised. A product
+`mjpki.spec.apdu.model.step` from the model state that the personalisation reached in lockstep, then minimised. A product
 search of the two machines gives the shortest distinguishing sequences; each maps to a replayable command trace and
 names the model's rule and requirements at the first command whose status word differs. docs/learn.md explains more.
 """
@@ -33,15 +33,15 @@ from aalpy.learning_algs import run_KV
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from adapters.applet import AppletAdapter, ReferenceApplet
-from impl import se_apdu as A
-from impl.scp03 import StaticKeys
+from mjpki.adapters.applet import AppletAdapter, ReferenceApplet
 from mjpki.applet_host import AppletHost
+from mjpki.impl import se_apdu as A
+from mjpki.impl.scp03 import StaticKeys
 from mjpki.key_pool import pooled_key_generation
-from spec.apdu.commands import Command, ExtAuth, InitUpdate, Observed, Reset, Send, Tamper, Wrapped
-from spec.apdu.model import StepResult, step
-from spec.apdu.state import CardConfig, CardState, initial_state
-from spec.domain import Kind, PinStatus, Profile
+from mjpki.spec.apdu.commands import Command, ExtAuth, InitUpdate, Observed, Reset, Send, Tamper, Wrapped
+from mjpki.spec.apdu.model import StepResult, step
+from mjpki.spec.apdu.state import CardConfig, CardState, initial_state
+from mjpki.spec.domain import Kind, PinStatus, Profile
 
 __all__ = [
     "SE_ID",
@@ -204,7 +204,7 @@ class Start:
 @cache
 def _ca() -> Any:
     """The reference CAs (two RSA-2048 keys), made once per process."""
-    from impl.ca import JpkiCa
+    from mjpki.impl.ca import JpkiCa
 
     return JpkiCa.generate()
 
@@ -213,7 +213,7 @@ _SERIALS = itertools.count(0x1EA0_0000)
 
 
 def _certificate(kind: Kind, spki: bytes) -> bytes:
-    from impl.ca import PersonalData
+    from mjpki.impl.ca import PersonalData
 
     public_key = serialization.load_der_public_key(spki)
     assert isinstance(public_key, rsa.RSAPublicKey)
@@ -424,7 +424,7 @@ def machine_from_aalpy(mealy: Any, inputs: Sequence[str]) -> Machine:
 
 
 class ModelSul(SUL):  # type: ignore[misc]
-    """The model as a system under learning: `spec.apdu.model.step` predicting from the personalised start state."""
+    """The model as a system under learning: `mjpki.spec.apdu.model.step` predicting from the personalised start state."""
 
     def __init__(self, start: CardState, alphabet: Sequence[Symbol] = ALPHABET) -> None:
         super().__init__()
@@ -861,7 +861,7 @@ def write_outputs(run: LearnRun, out: Path, *, name: str) -> list[Path]:
     verdict = "EQUAL" if c.equal else f"{len(c.differences)} difference(s) in red"
     for stem, machine, marks, paths, title in (
         ("learned", c.learned, c.learned_marks, c.learned_paths, f"{name}: learned, {c.learned.size} states ({verdict})"),
-        ("model", c.model, c.model_marks, c.model_paths, f"spec.apdu.model: {c.model.size} states ({verdict})"),
+        ("model", c.model, c.model_marks, c.model_paths, f"mjpki.spec.apdu.model: {c.model.size} states ({verdict})"),
     ):
         dot = out / f"{stem}.dot"
         dot.write_text(to_dot(machine, title=title, marks=marks, paths=paths), encoding="utf-8")
@@ -922,11 +922,11 @@ def load_applet(spec: str) -> Applet:
     """The class named by MODULE:CLASS, if it is GpSe-like; AdapterSpecError (one line) otherwise."""
     from mjpki.adapterspec import AdapterSpecError, load_object
 
-    obj = load_object(spec, what="applet", form="module:Class", example="impl.se:GpSe")
+    obj = load_object(spec, what="applet", form="module:Class", example="mjpki.impl.se:GpSe")
     missing = [m for m in ("from_snapshot", "snapshot", "transmit", "power_reset") if not callable(getattr(obj, m, None))]
     if not isinstance(obj, type) or missing:
         what = f"has no {', '.join(missing)}" if missing else f"is a {type(obj).__name__}, not a class"
-        raise AdapterSpecError(f"applet {spec!r} {what}: learn needs a class like impl.se.GpSe")
+        raise AdapterSpecError(f"applet {spec!r} {what}: learn needs a class like mjpki.impl.se.GpSe")
     return obj  # type: ignore[return-value]
 
 
@@ -958,7 +958,7 @@ def main(args: Any) -> int:
         return 1
     c, lr = run.comparison, run.learned
     print(f"  personalised in lockstep with the model: {len(run.start.trace)} commands, {run.personalise_seconds:.1f} s")
-    print(f"  model:   {c.model.size} states (breadth-first search over spec.apdu.model, minimised; {run.model_seconds:.1f} s)")
+    print(f"  model:   {c.model.size} states (breadth-first search over mjpki.spec.apdu.model, minimised; {run.model_seconds:.1f} s)")
     cost = f"{lr.queries} queries, {lr.steps} symbols, {lr.rounds} rounds, {lr.seconds:.1f} s"
     print(f"  learned: {c.learned.size} states (AALpy KV with the spec-guided oracle: {cost})")
     written = write_outputs(run, out, name=args.applet)

@@ -16,15 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from adapters.system import AdapterFactory, SystemAdapter
-from properties.invariants import check_state, check_transition
-from spec.actions import Action
-from spec.machine import step
-from spec.observe import Observation
-from spec.outcome import Outcome
-from spec.state import State, initial_state
-from spec.trace import Trace, TraceStep, step_reqs
-from spec.world import World
+from mjpki.adapters.system import AdapterFactory, SystemAdapter
+from mjpki.properties.invariants import check_state, check_transition
+from mjpki.spec.actions import Action
+from mjpki.spec.machine import step
+from mjpki.spec.observe import Observation
+from mjpki.spec.outcome import Outcome
+from mjpki.spec.state import State, initial_state
+from mjpki.spec.trace import Trace, TraceStep, step_reqs
+from mjpki.spec.world import World
 
 __all__ = ["COMPARED_DETAILS", "Divergence", "Lockstep", "lockstep_machine", "write_failure"]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from mjpki import escape as esc
 from mjpki.render import step_table
-from spec.actions import Action
-from spec.trace import Trace, TraceStep
+from mjpki.spec.actions import Action
+from mjpki.spec.trace import Trace, TraceStep
 
 __all__ = [
     "PARTICIPANTS",

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from adapters.system import AdapterFactory
+from mjpki.adapters.system import AdapterFactory
 from mjpki.conformance import PROFILES, CheckResult, ConformanceResult, all_checks, render_summary, result_json, unused_known, verdicts
 from mjpki.known_failures import KnownFailures
 

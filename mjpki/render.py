@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from mjpki.escape import cut, terminal
-from spec.trace import Trace
+from mjpki.spec.trace import Trace
 
 __all__ = ["table", "step_table", "requirement_table"]
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adapters.system import AdapterFactory
+from mjpki.adapters.system import AdapterFactory
 from mjpki.lockstep import Divergence, Lockstep
 from mjpki.mermaid import divergence_of
-from spec.trace import Trace
+from mjpki.spec.trace import Trace
 
 __all__ = ["ReplayResult", "recorded_divergence", "replay_on_adapter"]
 

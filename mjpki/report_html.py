@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from mjpki.svg_sequence import printable, safe
 
 if TYPE_CHECKING:
-    from spec.trace import Trace
+    from mjpki.spec.trace import Trace
 
 __all__ = [
     "ReportError",
@@ -47,7 +47,8 @@ STATUSES = ("pass", "fail", "known", "error")
 VERDICT_CLASS = {"pass": "pass", "FAIL": "fail", "known failure": "known", "not exercised": "none"}
 STATUS_LABEL = {"pass": "pass", "fail": "FAIL", "known": "known failure", "error": "ERROR"}
 STATUS_CLASS = {"pass": "pass", "fail": "fail", "known": "known", "error": "fail"}
-DIAGRAMS = Path(__file__).resolve().parent.parent / "docs" / "diagrams"
+DIAGRAMS = Path(__file__).resolve().parent / "diagrams"
+"""docs/diagrams, installed with the package (mjpki/diagrams is a link to it in the repository)."""
 DIAGRAM_NAMES = (("phone-certificate-lifecycle", "Phone certificate lifecycle"), ("se-lifecycle", "GP-SE lifecycle"))
 _ADAPTER = re.compile(r"[\w./-]+:[\w.]+")
 
@@ -170,7 +171,7 @@ def _trace_file(result_path: Path, check: dict[str, Any]) -> tuple[Path | None, 
 
 
 def _failures(index: int, path: Path, data: dict[str, Any]) -> tuple[Failure, ...]:
-    from spec.trace import TraceError, load_trace
+    from mjpki.spec.trace import TraceError, load_trace
 
     out = []
     taken: set[str] = set()
@@ -216,7 +217,7 @@ def load_runs(paths: list[Path], labels: list[str] | None = None) -> list[Run]:
 
 def _defaults() -> dict[str, Any]:
     """The variants at their defaults (as launched), as result.json writes them (enums by value)."""
-    from spec.assumptions import Variants
+    from mjpki.spec.assumptions import Variants
 
     v = Variants()
     return {name: (x.value if isinstance(x := getattr(v, name), Enum) else x) for name in Variants.names()}
@@ -299,7 +300,7 @@ def _run_heads(runs: list[Run]) -> str:
 
 
 def _matrix(runs: list[Run]) -> str:
-    from spec.requirements import conformance_ids
+    from mjpki.spec.requirements import conformance_ids
 
     present = {rid for r in runs for rid in r.data["requirements"]}
     order = [rid for rid in conformance_ids() if rid in present] + sorted(present - set(conformance_ids()))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mjpki.properties.invariants import check_state, check_transition
 from mjpki.scenarios import Scenario
-from properties.invariants import check_state, check_transition
-from spec.machine import step
-from spec.observe import observe
-from spec.state import initial_state
-from spec.trace import Trace, TraceStep, step_reqs
+from mjpki.spec.machine import step
+from mjpki.spec.observe import observe
+from mjpki.spec.state import initial_state
+from mjpki.spec.trace import Trace, TraceStep, step_reqs
 
 __all__ = ["Mismatch", "ScenarioResult", "run_scenario"]
 

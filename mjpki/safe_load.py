@@ -3,8 +3,8 @@
 Every file is read through `read_bytes`: a regular file (not a directory, FIFO or device), at most `MAX_BYTES`. JSON goes
 through `parse_json`: UTF-8, at most `MAX_CONTAINERS` arrays and objects and `MAX_DEPTH` levels, integers of at most
 `MAX_INT_DIGITS` digits, no NaN or Infinity. A system-level trace is then checked against the trace schema
-(spec.schema), its size (`MAX_STEPS` steps, `MAX_WORLD` entries per list of its world), and every person, phone and
-service provider its steps name must be in its world; an applet-level trace against its own schema (spec.apdu). What
+(mjpki.spec.schema), its size (`MAX_STEPS` steps, `MAX_WORLD` entries per list of its world), and every person, phone and
+service provider its steps name must be in its world; an applet-level trace against its own schema (mjpki.spec.apdu). What
 is wrong is one `LoadError` line, never a traceback: the CLI prints it and exits 2.
 """
 
@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Final
 from mjpki.escape import cut
 
 if TYPE_CHECKING:  # imported where used: reading a known-failures file needs none of the trace machinery
-    from spec.apdu.trace_schema import ApduTrace
-    from spec.trace import Trace
+    from mjpki.spec.apdu.trace_schema import ApduTrace
+    from mjpki.spec.trace import Trace
 
 __all__ = [
     "MAX_BYTES",
@@ -197,9 +197,9 @@ def _check_size(doc: dict[str, Any], where: str) -> None:
 
 def _check_system_shape(doc: Any, where: str) -> None:
     """The trace schema, step by step (a bad step names its own action's problem, not the 30 forms it fails to be)."""
-    from spec.apdu.trace_schema import APDU_TRACE_FORMAT, validate
-    from spec.schema import trace_schema
-    from spec.trace import TRACE_FORMAT
+    from mjpki.spec.apdu.trace_schema import APDU_TRACE_FORMAT, validate
+    from mjpki.spec.schema import trace_schema
+    from mjpki.spec.trace import TRACE_FORMAT
 
     if not isinstance(doc, dict):
         raise LoadError(f"{where}: a trace is a JSON object with format, world and steps, not a {type(doc).__name__}")
@@ -262,7 +262,7 @@ def _check_references(trace: Trace, where: str) -> None:
 
 def system_trace(doc: Any, *, where: str) -> Trace:
     """A system-level trace (mjpki-trace/1) from a parsed document, checked; LoadError (starting with `where`) otherwise."""
-    from spec.trace import Trace, TraceError
+    from mjpki.spec.trace import Trace, TraceError
 
     _check_system_shape(doc, where)
     _check_meta(doc.get("meta", {}), where)
@@ -276,7 +276,7 @@ def system_trace(doc: Any, *, where: str) -> Trace:
 
 def applet_trace(doc: Any, *, where: str) -> ApduTrace:
     """An applet-level trace (mjpki-apdu-trace/1) from a parsed document, checked; LoadError (starting with `where`) otherwise."""
-    from spec.apdu.trace_schema import ApduTraceError, apdu_trace_from_json
+    from mjpki.spec.apdu.trace_schema import ApduTraceError, apdu_trace_from_json
 
     steps = doc.get("steps") if isinstance(doc, dict) else None
     if isinstance(steps, list) and len(steps) > MAX_STEPS:
@@ -289,7 +289,7 @@ def applet_trace(doc: Any, *, where: str) -> ApduTrace:
 
 def load_trace(path: str | Path) -> Trace | ApduTrace:
     """A trace file of either format (its "format" says which), read and checked; LoadError otherwise."""
-    from spec.apdu.trace_schema import is_apdu_trace
+    from mjpki.spec.apdu.trace_schema import is_apdu_trace
 
     doc = load_json(path, what="trace file")
     if is_apdu_trace(doc):

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from spec import actions as A
-from spec.assumptions import Variants
-from spec.clock import DAY, HOUR, from_datetime
-from spec.domain import AuthMethod, Kind, SPKind
-from spec.world import PersonSpec, PhoneSpec, ServiceProviderSpec, World
+from mjpki.spec import actions as A
+from mjpki.spec.assumptions import Variants
+from mjpki.spec.clock import DAY, HOUR, from_datetime
+from mjpki.spec.domain import AuthMethod, Kind, SPKind
+from mjpki.spec.world import PersonSpec, PhoneSpec, ServiceProviderSpec, World
 
 __all__ = ["Expect", "Scenario", "SCENARIOS", "scenario", "base_world"]
 

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from mjpki.render import step_table
-from spec.trace import load_trace
+from mjpki.spec.trace import load_trace
 
 __all__ = ["replay_name", "standalone_test"]
 
@@ -60,7 +60,7 @@ import pytest
 from mjpki.adapterspec import load_factory
 from mjpki.render import step_table
 from mjpki.replay import replay_on_adapter
-from spec.trace import Trace
+from mjpki.spec.trace import Trace
 
 ADAPTER = {adapter!r}
 TIMEOUT = {timeout!r}

@@ -15,13 +15,13 @@ from functools import lru_cache
 
 from hypothesis import strategies as st
 
-from spec import actions as A
-from spec.clock import DAY
-from spec.domain import AuthMethod, CertStatus, HoldCause, Kind, PinStatus
-from spec.machine import next_instants
-from spec.rules import max_tries
-from spec.state import State
-from spec.world import World
+from mjpki.spec import actions as A
+from mjpki.spec.clock import DAY
+from mjpki.spec.domain import AuthMethod, CertStatus, HoldCause, Kind, PinStatus
+from mjpki.spec.machine import next_instants
+from mjpki.spec.rules import max_tries
+from mjpki.spec.state import State
+from mjpki.spec.world import World
 
 __all__ = ["SIGNING_PINS", "AUTH_PINS", "HOLDER", "action_strategy", "progress_actions", "probe_actions"]
 

@@ -14,8 +14,8 @@ import unicodedata
 from dataclasses import dataclass
 
 from mjpki.mermaid import FLOWS, NOT_SENT, PARTICIPANTS, divergence_of
-from spec.actions import Action
-from spec.trace import Trace, TraceStep
+from mjpki.spec.actions import Action
+from mjpki.spec.trace import Trace, TraceStep
 
 __all__ = ["printable", "safe", "Message", "messages", "sequence_svg"]
 

@@ -7,7 +7,7 @@ bridge between spec and encoding (`z3_bridge`) and `mjpki prove`: proofs for eve
 traces (`prove`); and the seeded bugs that show each of them catches what it should (`seeded_bugs`).
 """
 
-from properties.invariants import (
+from mjpki.properties.invariants import (
     STATE_INVARIANTS,
     TRANSITION_INVARIANTS,
     Invariant,

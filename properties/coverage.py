@@ -6,11 +6,11 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from properties.explorer import Exploration
-from spec.machine import step
-from spec.rules import RULES
-from spec.state import initial_state
-from spec.trace import Trace
+from mjpki.properties.explorer import Exploration
+from mjpki.spec.machine import step
+from mjpki.spec.rules import RULES
+from mjpki.spec.state import initial_state
+from mjpki.spec.trace import Trace
 
 __all__ = ["Coverage", "coverage", "render_coverage"]
 

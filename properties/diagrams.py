@@ -14,10 +14,10 @@ from pathlib import Path
 
 import networkx as nx
 
-from properties.explorer import Exploration
-from spec.domain import CertStatus, Kind, PinStatus
-from spec.machine import step
-from spec.state import State
+from mjpki.properties.explorer import Exploration
+from mjpki.spec.domain import CertStatus, Kind, PinStatus
+from mjpki.spec.machine import step
+from mjpki.spec.state import State
 
 __all__ = ["cert_status", "se_status", "lifecycle_graphs", "to_dot", "render"]
 

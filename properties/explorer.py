@@ -24,17 +24,17 @@ from typing import Any
 
 import networkx as nx
 
-from properties.invariants import STATE_INVARIANTS, check_state, check_transition
-from spec import actions as A
-from spec.assumptions import Variants
-from spec.clock import DAY, HOUR
-from spec.domain import Kind
-from spec.machine import next_instants, step
-from spec.observe import observe
-from spec.outcome import Outcome
-from spec.state import State, initial_state
-from spec.trace import Trace, TraceStep, step_reqs
-from spec.world import PersonSpec, PhoneSpec, ServiceProviderSpec, World
+from mjpki.properties.invariants import STATE_INVARIANTS, check_state, check_transition
+from mjpki.spec import actions as A
+from mjpki.spec.assumptions import Variants
+from mjpki.spec.clock import DAY, HOUR
+from mjpki.spec.domain import Kind
+from mjpki.spec.machine import next_instants, step
+from mjpki.spec.observe import observe
+from mjpki.spec.outcome import Outcome
+from mjpki.spec.state import State, initial_state
+from mjpki.spec.trace import Trace, TraceStep, step_reqs
+from mjpki.spec.world import PersonSpec, PhoneSpec, ServiceProviderSpec, World
 
 __all__ = [
     "Scope", "Violation", "Exploration", "Canon", "explore", "scope_world", "start_state", "onboarding_prefix", "alphabet", "canonical_key",

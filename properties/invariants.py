@@ -12,12 +12,12 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from spec import actions as A
-from spec.domain import CASCADING_REASONS, CertStatus, Kind, PinStatus, Profile
-from spec.observe import CertView, Observation
-from spec.outcome import Outcome
-from spec.rules import max_tries
-from spec.world import World
+from mjpki.spec import actions as A
+from mjpki.spec.domain import CASCADING_REASONS, CertStatus, Kind, PinStatus, Profile
+from mjpki.spec.observe import CertView, Observation
+from mjpki.spec.outcome import Outcome
+from mjpki.spec.rules import max_tries
+from mjpki.spec.world import World
 
 __all__ = [
     "Violation",

@@ -30,12 +30,12 @@ from typing import Any
 
 import z3
 
-from properties import z3_encoding
-from properties.explorer import Scope, onboarding_prefix, scope_world
-from properties.invariants import STATE_INVARIANTS, TRANSITION_INVARIANTS, check_transition
-from properties.seeded_bugs import SEEDED_BUGS
-from properties.z3_bridge import PIN_TABLE, Numbering, _z3_value, decode_action, project, world_fns
-from properties.z3_encoding import (
+from mjpki.properties import z3_encoding
+from mjpki.properties.explorer import Scope, onboarding_prefix, scope_world
+from mjpki.properties.invariants import STATE_INVARIANTS, TRANSITION_INVARIANTS, check_transition
+from mjpki.properties.seeded_bugs import SEEDED_BUGS
+from mjpki.properties.z3_bridge import PIN_TABLE, Numbering, _z3_value, decode_action, project, world_fns
+from mjpki.properties.z3_encoding import (
     CODE_INDEX,
     CODES,
     FIELDS,
@@ -48,19 +48,19 @@ from properties.z3_encoding import (
     merge,
     push_due_term,
 )
-from properties.z3_invariants import LEMMAS, Z_STATE, Z_TRANSITION, init_formula
-from spec import actions as A
-from spec.assumptions import Variants
-from spec.clock import DAY, fifth_birthday_expiry
-from spec.domain import Kind
-from spec.machine import step
-from spec.observe import observe
-from spec.outcome import Outcome
-from spec.reasons import Reason
-from spec.rules import pin_well_formed
-from spec.state import State, initial_state
-from spec.trace import Trace, TraceStep, step_reqs
-from spec.world import World
+from mjpki.properties.z3_invariants import LEMMAS, Z_STATE, Z_TRANSITION, init_formula
+from mjpki.spec import actions as A
+from mjpki.spec.assumptions import Variants
+from mjpki.spec.clock import DAY, fifth_birthday_expiry
+from mjpki.spec.domain import Kind
+from mjpki.spec.machine import step
+from mjpki.spec.observe import observe
+from mjpki.spec.outcome import Outcome
+from mjpki.spec.reasons import Reason
+from mjpki.spec.rules import pin_well_formed
+from mjpki.spec.state import State, initial_state
+from mjpki.spec.trace import Trace, TraceStep, step_reqs
+from mjpki.spec.world import World
 
 __all__ = [
     "Row",
@@ -488,7 +488,7 @@ def bmc(
     remaining = [t for t in targets]
     # Depth 0: the start state itself (the prefix is a run of the stepper).
     pre_obs = observe(world, state)
-    from properties.invariants import check_state
+    from mjpki.properties.invariants import check_state
 
     broken0 = {v.invariant for v in check_state(world, pre_obs)}
     for t in list(remaining):

@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from spec import actions as A
-from spec.assumptions import Variants
-from spec.clock import DAY
-from spec.domain import CertStatus, HoldCause, Kind, RevocationReason
-from spec.machine import step
-from spec.outcome import Outcome
-from spec.state import State
-from spec.world import World
+from mjpki.spec import actions as A
+from mjpki.spec.assumptions import Variants
+from mjpki.spec.clock import DAY
+from mjpki.spec.domain import CertStatus, HoldCause, Kind, RevocationReason
+from mjpki.spec.machine import step
+from mjpki.spec.outcome import Outcome
+from mjpki.spec.state import State
+from mjpki.spec.world import World
 
 __all__ = ["SeededBug", "SEEDED_BUGS"]
 
@@ -92,7 +92,7 @@ def _no_cascade(world: World, state: State, action: A.Action) -> tuple[State, Ou
 def _key_without_pin(world: World, pre: State, post: State, a: A.Action) -> State:
     # Register writes the real PIN straight away instead of the blocked temporary PIN; the
     # PIN stays unknown to the user (None), yet the slot counts as SET: keys usable without PIN-2.
-    from spec.domain import PinStatus
+    from mjpki.spec.domain import PinStatus
 
     phone = a.phone  # type: ignore[attr-defined]
     se = post.phones[phone].se

@@ -16,7 +16,7 @@ from typing import Any
 
 import z3
 
-from properties.z3_encoding import (
+from mjpki.properties.z3_encoding import (
     _ARITY,
     CODES,
     FIELDS,
@@ -35,13 +35,13 @@ from properties.z3_encoding import (
     default_value,
     instance_of,
 )
-from spec import actions as A
-from spec.assumptions import Variants
-from spec.clock import fifth_birthday_expiry, push_due
-from spec.domain import AuthMethod, HoldCause, Kind, SPKind
-from spec.rules import pin_well_formed
-from spec.state import PhoneCert, State
-from spec.world import World
+from mjpki.spec import actions as A
+from mjpki.spec.assumptions import Variants
+from mjpki.spec.clock import fifth_birthday_expiry, push_due
+from mjpki.spec.domain import AuthMethod, HoldCause, Kind, SPKind
+from mjpki.spec.rules import pin_well_formed
+from mjpki.spec.state import PhoneCert, State
+from mjpki.spec.world import World
 
 __all__ = ["Numbering", "project", "action_params", "Evaluator", "StepCheck", "world_fns", "decode_action", "PIN_TABLE"]
 

@@ -2,7 +2,7 @@
 
 The spec's rules are plain Python functions, so this encoding is written by hand, rule by
 rule, in the same guard order; `tests/test_z3_differential.py` shows it agrees with
-`spec.machine.step` on outcome code and next state, step by step.
+`mjpki.spec.machine.step` on outcome code and next state, step by step.
 
 State is a set of Z3 arrays indexed by integers: persons, phones (a phone's index is also its
 SE-ID, LNK-6), serials (card and phone certificate records share one serial space, CA-2), and
@@ -29,11 +29,11 @@ from typing import Any
 
 import z3
 
-from spec import actions as A
-from spec.assumptions import Variants
-from spec.clock import DAY, DELETION_WINDOW, PRIMARY_AUTH_INTERVAL, PUSH_DELAY, PUSH_WINDOW_CLOSE, PUSH_WINDOW_OPEN
-from spec.domain import CASCADING_REASONS, AuthMethod, CertStatus, Kind, PhoneLinkage, PinStatus, RevocationReason
-from spec.reasons import Reason
+from mjpki.spec import actions as A
+from mjpki.spec.assumptions import Variants
+from mjpki.spec.clock import DAY, DELETION_WINDOW, PRIMARY_AUTH_INTERVAL, PUSH_DELAY, PUSH_WINDOW_CLOSE, PUSH_WINDOW_OPEN
+from mjpki.spec.domain import CASCADING_REASONS, AuthMethod, CertStatus, Kind, PhoneLinkage, PinStatus, RevocationReason
+from mjpki.spec.reasons import Reason
 
 __all__ = [
     "REC_NONE",
@@ -1375,7 +1375,7 @@ BUG_MUTATIONS: dict[str, Mutation] = {
 
 
 def push_due_term(t: z3.ArithRef) -> z3.ArithRef:
-    """spec.clock.push_due as integer arithmetic (ASM-PUSH-TIMING)."""
+    """mjpki.spec.clock.push_due as integer arithmetic (ASM-PUSH-TIMING)."""
     m = t % DAY
     start = t - m
     return z3.If(

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import z3
 
-from properties.invariants import STATE_INVARIANTS, TRANSITION_INVARIANTS
-from properties.z3_encoding import (
+from mjpki.properties.invariants import STATE_INVARIANTS, TRANSITION_INVARIANTS
+from mjpki.properties.z3_encoding import (
     AUTH,
     CASCADING,
     CODE_INDEX,
@@ -33,7 +33,7 @@ from properties.z3_encoding import (
     Params,
     ZState,
 )
-from spec import actions as A
+from mjpki.spec import actions as A
 
 __all__ = ["ZInvariant", "ZTransitionInvariant", "Z_STATE", "Z_TRANSITION", "LEMMAS", "init_formula"]
 
@@ -528,7 +528,7 @@ LEMMAS: dict[str, ZInvariant] = {
 
 
 def init_formula(e: Encoder, st: ZState) -> z3.BoolRef:
-    """Every initial state (spec.state.initial_state of any world): time 0, card certificates only,
+    """Every initial state (mjpki.spec.state.initial_state of any world): time 0, card certificates only,
     nothing on any phone, no applications, deletions or linkage."""
 
     def ser(s: z3.ArithRef) -> z3.BoolRef:

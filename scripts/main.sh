@@ -7,4 +7,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/bootstrap.sh
-exec .venv/bin/mjpki run --adapter adapters.reference:factory --profile "${MJPKI_PROFILE:-quick}" --out out/conformance "$@"
+exec .venv/bin/mjpki run --adapter mjpki.adapters.reference:factory --profile "${MJPKI_PROFILE:-quick}" --out out/conformance "$@"

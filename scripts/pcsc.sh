@@ -4,11 +4,11 @@
 #   bash scripts/pcsc.sh install          as root: the Debian packages, then pyscard into .venv (the pcsc extra)
 #   bash scripts/pcsc.sh start [--demo] [--applet MODULE:CLASS]
 #                                         write the reader config, start pcscd and serve-se (5 phone SEs + SE-DEMO);
-#                                         --applet serves that class instead of impl.se.GpSe (docs/pcsc.md)
+#                                         --applet serves that class instead of mjpki.impl.se.GpSe (docs/pcsc.md)
 #   bash scripts/pcsc.sh stop             stop both, by PID, and wait for pcscd to exit
 #   bash scripts/pcsc.sh status           what is running, and the readers pcscd offers
 #
-# Readers (what adapters.pcsc_system's defaults expect): "Virtual PCD 00 00" = SE-DEMO (a reader, for OpenSC and the
+# Readers (what mjpki.adapters.pcsc_system's defaults expect): "Virtual PCD 00 00" = SE-DEMO (a reader, for OpenSC and the
 # applet checks); "mjpki SE-000k 00 00" / "... 00 01" = phone Dk's SE as the official app / another app sees it.
 # Files: $MJPKI_PCSC_DIR (default /tmp/mjpki-pcsc): reader.conf.d/, drivers/, state/ (the SEs' memory), *.pid, *.log.
 # That folder holds private keys and PINs and what pcscd loads: it is made 0700, and one that is a symbolic link,
@@ -197,7 +197,7 @@ cmd_status() {
     pid_alive "$DIR/pcscd.pid" && echo "pcscd: pid $(cat "$DIR/pcscd.pid")" || echo "pcscd: not started by this script"
     pid_alive "$DIR/serve-se.pid" && echo "serve-se: pid $(cat "$DIR/serve-se.pid")" || echo "serve-se: not running"
     if [ -x .venv/bin/python ]; then
-        .venv/bin/python -c 'from adapters.pcsc import list_readers; print("\n".join(list_readers()))' 2>&1 || true
+        .venv/bin/python -c 'from mjpki.adapters.pcsc import list_readers; print("\n".join(list_readers()))' 2>&1 || true
     fi
 }
 

@@ -8,15 +8,15 @@ can report for the invariants to judge (`observe`), the requirement catalogue (`
 (`trace`) and its JSON Schema (`schema`). The applet level's model of the GP-SE's APDU interface is a subpackage.
 """
 
-from spec.actions import ACTION_TYPES, Action, action_from_json
-from spec.assumptions import ASSUMPTIONS, Assumption, Variants
-from spec.domain import AuthMethod, CertStatus, HoldCause, Kind, PinStatus, Profile, RevocationReason, SPKind
-from spec.machine import SpecError, next_instants, rule_for, step
-from spec.outcome import Outcome, accepted, refused
-from spec.reasons import Reason
-from spec.rules import RULES, RuleSpec
-from spec.state import State, initial_state
-from spec.world import PersonSpec, PhoneSpec, ServiceProviderSpec, World, default_world
+from mjpki.spec.actions import ACTION_TYPES, Action, action_from_json
+from mjpki.spec.assumptions import ASSUMPTIONS, Assumption, Variants
+from mjpki.spec.domain import AuthMethod, CertStatus, HoldCause, Kind, PinStatus, Profile, RevocationReason, SPKind
+from mjpki.spec.machine import SpecError, next_instants, rule_for, step
+from mjpki.spec.outcome import Outcome, accepted, refused
+from mjpki.spec.reasons import Reason
+from mjpki.spec.rules import RULES, RuleSpec
+from mjpki.spec.state import State, initial_state
+from mjpki.spec.world import PersonSpec, PhoneSpec, ServiceProviderSpec, World, default_world
 
 __all__ = [
     "ACTION_TYPES",

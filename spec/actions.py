@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar
 
-from spec.domain import AuthMethod, Kind, PersonId, PhoneId
+from mjpki.spec.domain import AuthMethod, Kind, PersonId, PhoneId
 
 __all__ = [
     "Action",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from enum import Enum
 
-from spec.domain import PhoneLinkage
+from mjpki.spec.domain import PhoneLinkage
 
 __all__ = ["Assumption", "ASSUMPTIONS", "Variants"]
 

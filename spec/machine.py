@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from spec import actions as A
-from spec.clock import PRIMARY_AUTH_INTERVAL, next_window_edge
-from spec.domain import CASCADING_REASONS, CertStatus
-from spec.outcome import Outcome
-from spec.rules import RULES, RuleSpec
-from spec.state import State
-from spec.world import World
+from mjpki.spec import actions as A
+from mjpki.spec.clock import PRIMARY_AUTH_INTERVAL, next_window_edge
+from mjpki.spec.domain import CASCADING_REASONS, CertStatus
+from mjpki.spec.outcome import Outcome
+from mjpki.spec.rules import RULES, RuleSpec
+from mjpki.spec.state import State
+from mjpki.spec.world import World
 
 __all__ = ["SpecError", "step", "rule_for", "check_action", "next_instants"]
 

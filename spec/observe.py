@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from spec.domain import CertStatus, Kind, PersonId, PhoneId, PinStatus, Profile, RevocationReason, SEId, Serial
-from spec.fmap import FrozenMap
-from spec.state import PhoneCert, State
-from spec.world import World
+from mjpki.spec.domain import CertStatus, Kind, PersonId, PhoneId, PinStatus, Profile, RevocationReason, SEId, Serial
+from mjpki.spec.fmap import FrozenMap
+from mjpki.spec.state import PhoneCert, State
+from mjpki.spec.world import World
 
 __all__ = ["CertView", "SlotView", "Observation", "observe"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from spec.fmap import FrozenMap
-from spec.reasons import Reason
+from mjpki.spec.fmap import FrozenMap
+from mjpki.spec.reasons import Reason
 
 __all__ = ["Outcome", "accepted", "refused"]
 

@@ -1,7 +1,7 @@
 """The transition rules: for each action, its guards (in order) and its update.
 
 Each rule is registered with the requirement IDs it implements and every refusal reason it
-may return; `spec.machine.step` holds rules to that declaration, so the declared reasons are
+may return; `mjpki.spec.machine.step` holds rules to that declaration, so the declared reasons are
 an exact, checkable inventory of outcomes (used by coverage and the explorer).
 """
 
@@ -11,9 +11,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from spec import actions as A
-from spec.clock import DELETION_WINDOW, PRIMARY_AUTH_INTERVAL, push_due
-from spec.domain import (
+from mjpki.spec import actions as A
+from mjpki.spec.clock import DELETION_WINDOW, PRIMARY_AUTH_INTERVAL, push_due
+from mjpki.spec.domain import (
     CASCADING_REASONS,
     AuthMethod,
     CertStatus,
@@ -26,10 +26,10 @@ from spec.domain import (
     Serial,
     SPKind,
 )
-from spec.fmap import FrozenMap
-from spec.outcome import Outcome, accepted, refused
-from spec.reasons import Reason as R
-from spec.state import (
+from mjpki.spec.fmap import FrozenMap
+from mjpki.spec.outcome import Outcome, accepted, refused
+from mjpki.spec.reasons import Reason as R
+from mjpki.spec.state import (
     Application,
     CardCert,
     Deletion,
@@ -39,7 +39,7 @@ from spec.state import (
     State,
     issue_card_cert,
 )
-from spec.world import World
+from mjpki.spec.world import World
 
 __all__ = ["RuleSpec", "RULES", "pin_well_formed", "max_tries", "commitment_of"]
 

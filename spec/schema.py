@@ -15,11 +15,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from spec.actions import ACTION_TYPES
-from spec.assumptions import Variants
-from spec.reasons import Reason
-from spec.trace import TRACE_FORMAT
-from spec.world import PersonSpec, PhoneSpec, ServiceProviderSpec
+from mjpki.spec.actions import ACTION_TYPES
+from mjpki.spec.assumptions import Variants
+from mjpki.spec.reasons import Reason
+from mjpki.spec.trace import TRACE_FORMAT
+from mjpki.spec.world import PersonSpec, PhoneSpec, ServiceProviderSpec
 
 __all__ = ["trace_schema", "schema_text", "SCHEMA_PATH"]
 
@@ -43,7 +43,7 @@ def _type_schema(hint: Any) -> dict[str, Any]:
     simple = {str: "string", int: "integer", bool: "boolean"}
     if hint in simple:
         return {"type": simple[hint]}
-    raise TypeError(f"no JSON Schema for {hint!r}; extend spec.schema._type_schema")
+    raise TypeError(f"no JSON Schema for {hint!r}; extend mjpki.spec.schema._type_schema")
 
 
 def _dataclass_schema(cls: type, *, required_all: bool = False) -> dict[str, Any]:

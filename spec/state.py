@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from spec.clock import fifth_birthday_expiry
-from spec.domain import (
+from mjpki.spec.clock import fifth_birthday_expiry
+from mjpki.spec.domain import (
     CertStatus,
     HoldCause,
     Kind,
@@ -18,8 +18,8 @@ from spec.domain import (
     SEId,
     Serial,
 )
-from spec.fmap import FrozenMap
-from spec.world import World
+from mjpki.spec.fmap import FrozenMap
+from mjpki.spec.world import World
 
 __all__ = [
     "CardCert",

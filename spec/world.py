@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from spec.assumptions import Variants
-from spec.domain import PersonId, PhoneId, SEId, SPKind
+from mjpki.spec.assumptions import Variants
+from mjpki.spec.domain import PersonId, PhoneId, SEId, SPKind
 
 __all__ = ["PersonSpec", "PhoneSpec", "ServiceProviderSpec", "World", "default_world"]
 

@@ -31,6 +31,6 @@ def openssl() -> str:
 @pytest.fixture(scope="module")
 def ca():  # type: ignore[no-untyped-def]
     """Both JPKI CAs (two RSA-2048 keys), generated once per test module."""
-    from impl.ca import JpkiCa
+    from mjpki.impl.ca import JpkiCa
 
     return JpkiCa.generate()

@@ -1,4 +1,4 @@
-"""Deliberately faulty GP-SE applets: the reference SE (impl.se.GpSe) with one realistic implementer's mistake each.
+"""Deliberately faulty GP-SE applets: the reference SE (mjpki.impl.se.GpSe) with one realistic implementer's mistake each.
 
 Each fault is a small subclass of GpSe that overrides one command handler or helper and breaks one line of
 docs/apdu-interface.md (quoted in its `doc`) and the requirements named in `reqs`. The overrides call the reference's own
@@ -25,11 +25,11 @@ from typing import Any, Literal
 
 from cryptography.hazmat.primitives import serialization
 
-import impl.se
-from impl.apdu import CommandApdu
-from impl.scp03 import SCP03Card
-from impl.se import _ISD, _JPKI, TSM_MIN_SECURITY_LEVEL, GpSe, Response, _Applet, _checked_certificate, _Slot, _Sw
-from impl.se_apdu import (
+import mjpki.impl.se
+from mjpki.impl.apdu import CommandApdu
+from mjpki.impl.scp03 import SCP03Card
+from mjpki.impl.se import _ISD, _JPKI, TSM_MIN_SECURITY_LEVEL, GpSe, Response, _Applet, _checked_certificate, _Slot, _Sw
+from mjpki.impl.se_apdu import (
     EF_CERT,
     EF_KEY,
     EF_PIN,
@@ -51,7 +51,7 @@ from impl.se_apdu import (
     pin_well_formed,
     sw_wrong_pin,
 )
-from spec.domain import Kind, PinStatus
+from mjpki.spec.domain import Kind, PinStatus
 
 __all__ = ["Domain", "FaultyApplet", "FAULTY_APPLETS", "FAULTY_APPLETS_BY_ID"]
 
@@ -490,7 +490,7 @@ _PIN_LENGTH_ONLY: ContextVar[bool] = ContextVar("pin_length_only", default=False
 
 
 def _pin_check(kind: Kind, pin: bytes) -> bool:
-    """impl.se's PIN format check while UnblockAcceptsMalformedPin runs: the length alone (4 bytes auth, 6..16 signing).
+    """mjpki.impl.se's PIN format check while UnblockAcceptsMalformedPin runs: the length alone (4 bytes auth, 6..16 signing).
 
     Anywhere else (another thread, another SE) it is the real check, so the swap never leaks beyond that one command.
     """
@@ -505,7 +505,7 @@ class UnblockAcceptsMalformedPin(GpSe):
     def _tsm_unblock_and_set_pin(self, applet: _Applet, cmd: CommandApdu) -> Response:
         token = _PIN_LENGTH_ONLY.set(True)
         try:
-            with _swapped(impl.se, "pin_well_formed", _pin_check):
+            with _swapped(mjpki.impl.se, "pin_well_formed", _pin_check):
                 return super()._tsm_unblock_and_set_pin(applet, cmd)
         finally:
             _PIN_LENGTH_ONLY.reset(token)
@@ -581,7 +581,7 @@ class FaultyApplet:
         if not _KEBAB.fullmatch(self.id):
             raise ValueError(f"faulty applet id {self.id!r} is not kebab-case")
         if not (isinstance(self.cls, type) and issubclass(self.cls, GpSe)) or self.cls is GpSe:
-            raise TypeError(f"{self.id}: cls must be a proper subclass of impl.se.GpSe")
+            raise TypeError(f"{self.id}: cls must be a proper subclass of mjpki.impl.se.GpSe")
         if not self.reqs:
             raise ValueError(f"{self.id}: name at least one requirement it breaks")
         if self.domain not in ("ISD", "APSD", "applet"):

@@ -1,6 +1,6 @@
 """Deliberately faulty implementations: the reference system with one realistic implementer's mistake each.
 
-Each fault is a small subclass of impl.system.ReferenceSystem that overrides one action handler, one helper or one
+Each fault is a small subclass of mjpki.impl.system.ReferenceSystem that overrides one action handler, one helper or one
 part (the CA, the SE applet, the SP-TSM, the OCSP responder, the push service), and breaks one
 requirement. `FAULTY` registers them with the requirement they break; tests/test_faulty_impls.py shows that the suite
 catches each one, with a trace whose divergence names that requirement, and that the reference itself passes.
@@ -25,21 +25,21 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import ocsp
 
-import impl.system
-from adapters.system import SystemAdapter
-from impl.ca import JpkiCa, build_ocsp_request
-from impl.records import ApplicationRecord, CertRecord
-from impl.scp03 import StaticKeys
-from impl.se import GpSe
-from impl.se_apdu import SW_OK
-from impl.se_tsm import Tsm
-from impl.system import ReferenceSystem
-from spec import actions as A
-from spec.clock import from_datetime
-from spec.domain import CertStatus, HoldCause, Kind, PersonId, PhoneId, Profile, Serial
-from spec.outcome import Outcome, accepted, refused
-from spec.reasons import Reason as R
-from spec.world import World
+import mjpki.impl.system
+from mjpki.adapters.system import SystemAdapter
+from mjpki.impl.ca import JpkiCa, build_ocsp_request
+from mjpki.impl.records import ApplicationRecord, CertRecord
+from mjpki.impl.scp03 import StaticKeys
+from mjpki.impl.se import GpSe
+from mjpki.impl.se_apdu import SW_OK
+from mjpki.impl.se_tsm import Tsm
+from mjpki.impl.system import ReferenceSystem
+from mjpki.spec import actions as A
+from mjpki.spec.clock import from_datetime
+from mjpki.spec.domain import CertStatus, HoldCause, Kind, PersonId, PhoneId, Profile, Serial
+from mjpki.spec.outcome import Outcome, accepted, refused
+from mjpki.spec.reasons import Reason as R
+from mjpki.spec.world import World
 
 __all__ = ["Fault", "FAULTY", "SHARED_PERSONS", "shared_parts", "reference_factory"]
 
@@ -129,7 +129,7 @@ class CommitmentNotChecked(ReferenceSystem):
         if application is None:
             return super()._do_Register(a)
         # The check is still there and still runs; it just never sees R.
-        with _swapped(impl.system, "commitment_of", lambda _r: application.commitment):
+        with _swapped(mjpki.impl.system, "commitment_of", lambda _r: application.commitment):
             return super()._do_Register(a)
 
 

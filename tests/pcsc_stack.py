@@ -1,7 +1,7 @@
 """The PC/SC stack for tests: pcscd with vpcd readers and `mjpki serve-se`, started and stopped by PID.
 
 `pcsc_stack()` (a context manager) reuses a stack `scripts/pcsc.sh start` left running (every reader present with a
-card), or starts its own: it writes a reader configuration (impl.serve_se.write_pcscd_config), runs
+card), or starts its own: it writes a reader configuration (mjpki.impl.serve_se.write_pcscd_config), runs
 `pcscd --foreground -c DIR` and `mjpki serve-se --phones 5`, waits for the vpcd port and the cards, and on exit stops
 both by PID and waits for pcscd to exit. A file lock keeps two test sessions from sharing the ports at once.
 
@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from impl.serve_se import PHONE_READER_PREFIX, VPCD_DRIVER, VPCD_PORT, listening_ports, phone_se_id, private_dir, write_pcscd_config
+from mjpki.impl.serve_se import PHONE_READER_PREFIX, VPCD_DRIVER, VPCD_PORT, listening_ports, phone_se_id, private_dir, write_pcscd_config
 
 __all__ = [
     "PHONES",

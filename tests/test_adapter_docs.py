@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from adapters.system import SystemAdapter
+from mjpki.adapters.system import SystemAdapter
 from mjpki.adapterspec import load_factory
 from mjpki.cli import build_parser
 from mjpki.lockstep import COMPARED_DETAILS, Lockstep
 from mjpki.scenarios import SCENARIOS
-from spec.actions import ACTION_TYPES
-from spec.observe import CertView, Observation, SlotView
-from spec.reasons import Reason
+from mjpki.spec.actions import ACTION_TYPES
+from mjpki.spec.observe import CertView, Observation, SlotView
+from mjpki.spec.reasons import Reason
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "adapters.md"
 MARKER = "<!-- example: mymodule.py -->"
@@ -61,9 +61,9 @@ def test_example_maps_every_action_type() -> None:
 
 
 def test_example_refusal_is_an_outcome_and_reaches_the_suite(example) -> None:  # type: ignore[no-untyped-def]
-    from spec import actions as A
-    from spec.machine import step
-    from spec.state import initial_state
+    from mjpki.spec import actions as A
+    from mjpki.spec.machine import step
+    from mjpki.spec.state import initial_state
 
     world = SCENARIOS["issue-both-kinds"].world
     action = A.Register(person="P1", phone="D1")

@@ -2,7 +2,7 @@
 
 Checked: the "Status words" table against STATUS_WORDS and every SW a rule declares; the TSM command table's CLA INS and
 requirement column against RULES; every command heading against a rule with that header and back; every requirement
-ID a rule cites against the catalogue (spec.requirements).
+ID a rule cites against the catalogue (mjpki.spec.requirements).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from spec.apdu.interface import RULES, STATUS_WORDS
-from spec.requirements import REQUIREMENTS
+from mjpki.spec.apdu.interface import RULES, STATUS_WORDS
+from mjpki.spec.requirements import REQUIREMENTS
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "apdu-interface.md"
 ID = re.compile(r"\b(?:ACT|LNK|VAL|CA|ISS|PIN|REV|SUS|MCH|DEL|ACL|SP|OPS|HIST)-\d+\b")
@@ -125,6 +125,6 @@ def test_every_rule_with_a_header_is_documented() -> None:
 
 def test_every_rule_requirement_exists() -> None:
     unknown = sorted(f"{r.id}: {req}" for r in RULES.values() for req in r.reqs if req not in REQUIREMENTS)
-    assert not unknown, f"RULES cite requirement IDs not in spec.requirements (typo?): {unknown}"
+    assert not unknown, f"RULES cite requirement IDs not in mjpki.spec.requirements (typo?): {unknown}"
     malformed = sorted(f"{r.id}: {req}" for r in RULES.values() for req in r.reqs if not ID.fullmatch(req))
     assert not malformed, f"RULES cite malformed requirement IDs: {malformed}"

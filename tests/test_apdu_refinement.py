@@ -1,14 +1,14 @@
 """One spec, two levels: the reference's TSM scripts, run against a GpSe with the applet-level model in lockstep, leave the
-model in a state whose SE facts (spec.apdu.abstraction.se_view) are those the lifecycle spec's rule states for the same
+model in a state whose SE facts (mjpki.spec.apdu.abstraction.se_view) are those the lifecycle spec's rule states for the same
 action (spec/rules.py), and that the reference SE itself reports (GpSe.status()).
 
-The scripts are impl.se_tsm.Tsm's own methods, called in the order impl/system.py calls them; only the transport is
+The scripts are mjpki.impl.se_tsm.Tsm's own methods, called in the order impl/system.py calls them; only the transport is
 swapped: `LockstepTsm` hands each plain command to mjpki.applet_lockstep.AppletRun, which wraps it in its own SCP03
 session, sends it to the SE and steps the model with it (a divergence fails the test).
 
-The lifecycle side is the slot facts each rule writes (not a whole lifecycle run): the expected `spec.state.SecureElement`
+The lifecycle side is the slot facts each rule writes (not a whole lifecycle run): the expected `mjpki.spec.state.SecureElement`
 is built as the rule builds it, with the certificate serials the script wrote, and mapped by
-spec.apdu.abstraction.lifecycle_view. Each expectation cites its rule.
+mjpki.spec.apdu.abstraction.lifecycle_view. Each expectation cites its rule.
 """
 
 from __future__ import annotations
@@ -18,19 +18,19 @@ from dataclasses import replace
 
 import pytest
 
-from adapters.applet import ReferenceApplet
-from impl.scp03 import StaticKeys
-from impl.se import GpSe
-from impl.se_apdu import CERT_TARGET, KeyPairOutput
-from impl.se_tsm import SeCommandError, Tsm
+from mjpki.adapters.applet import ReferenceApplet
 from mjpki.applet_lockstep import OFFICIAL_APP_HASH, AppletRun, AppletTarget
 from mjpki.applet_lockstep import test_certificate as make_certificate
-from spec import state as lifecycle
-from spec.apdu import interface as I
-from spec.apdu.abstraction import EMPTY, SeView, SlotView, lifecycle_view, se_view
-from spec.apdu.commands import ExtAuth, InitUpdate, Send, Wrapped
-from spec.domain import Kind, PinStatus
-from spec.fmap import FrozenMap
+from mjpki.impl.scp03 import StaticKeys
+from mjpki.impl.se import GpSe
+from mjpki.impl.se_apdu import CERT_TARGET, KeyPairOutput
+from mjpki.impl.se_tsm import SeCommandError, Tsm
+from mjpki.spec import state as lifecycle
+from mjpki.spec.apdu import interface as I
+from mjpki.spec.apdu.abstraction import EMPTY, SeView, SlotView, lifecycle_view, se_view
+from mjpki.spec.apdu.commands import ExtAuth, InitUpdate, Send, Wrapped
+from mjpki.spec.domain import Kind, PinStatus
+from mjpki.spec.fmap import FrozenMap
 
 h = bytes.fromhex
 KEYS = StaticKeys(
@@ -45,7 +45,7 @@ BOTH = (Kind.AUTH, Kind.SIGNING)
 
 
 class LockstepTsm(Tsm):
-    """impl.se_tsm.Tsm whose transport is an AppletRun: every command goes to the SE and to the model."""
+    """mjpki.impl.se_tsm.Tsm whose transport is an AppletRun: every command goes to the SE and to the model."""
 
     def __init__(self, run: AppletRun) -> None:
         super().__init__(lambda apdu: b"", KEYS)

@@ -6,12 +6,12 @@ from collections.abc import Callable
 
 import pytest
 
-from adapters.applet import AppletAdapter, AppletAdapterError, ReferenceApplet
-from adapters.applet_checks import CHECKS, render, run_checks
-from impl.scp03 import StaticKeys
-from impl.se import GpSe
-from impl.serve_se import DEFAULT_KEYS
-from spec.domain import Kind
+from mjpki.adapters.applet import AppletAdapter, AppletAdapterError, ReferenceApplet
+from mjpki.adapters.applet_checks import CHECKS, render, run_checks
+from mjpki.impl.scp03 import StaticKeys
+from mjpki.impl.se import GpSe
+from mjpki.impl.serve_se import DEFAULT_KEYS
+from mjpki.spec.domain import Kind
 
 
 def _fresh() -> ReferenceApplet:

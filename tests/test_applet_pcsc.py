@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from impl import se_apdu as A
 from mjpki.applet_run import EXAMPLES_ENV, KEYS_ENV
+from mjpki.impl import se_apdu as A
 from tests.faulty_applets import FAULTY_APPLETS_BY_ID
 from tests.pcsc_stack import SPARE_PORT, SPARE_READER, in_ci, missing, pcsc_stack, pcscd_running
 
@@ -74,7 +74,7 @@ class Served:
 
     def wait_for_card(self, timeout: float = 30.0) -> None:
         """Until pcscd sees the card in SPARE_READER and its ISD answers SELECT (pcscd polls vpcd for presence)."""
-        from adapters.pcsc import PcscApplet
+        from mjpki.adapters.pcsc import PcscApplet
 
         deadline = time.monotonic() + timeout
         while True:

@@ -43,7 +43,8 @@ def _cases(junit: Path) -> dict[str, tuple[ET.Element, dict[str, list[str]]]]:
 
 def test_the_reference_passes_every_check(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    done = _pytest("--jpki-applet=impl.se:GpSe", f"--jpki-out={out}", "--jpki-db=", f"--junitxml={tmp_path / 'junit.xml'}", cwd=tmp_path)
+    junit = f"--junitxml={tmp_path / 'junit.xml'}"
+    done = _pytest("--jpki-applet=mjpki.impl.se:GpSe", f"--jpki-out={out}", "--jpki-db=", junit, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr
     n = len(applet_checks())
     assert f"{n} passed" in done.stdout
@@ -83,11 +84,11 @@ def test_a_faulty_applet_fails_with_the_trace_and_junit_properties(tmp_path: Pat
     ("args", "message"),
     [
         (["--jpki-applet=nosuchmodule_mjpki:X"], "cannot import 'nosuchmodule_mjpki'"),
-        (["--jpki-applet=impl.se:MAX_SE_ID_LEN"], "not a class"),
+        (["--jpki-applet=mjpki.impl.se:MAX_SE_ID_LEN"], "not a class"),
         (["--jpki-reader=Virtual PCD 00 01"], "--jpki-reader needs the SE's ISD SCP03 keys: --jpki-keys FILE or $MJPKI_SE_KEYS"),
         (["--jpki-reader=Virtual PCD 00 01", "--jpki-keys=no-such-keys.json"], "--jpki-keys no-such-keys.json: cannot read it"),
-        (["--jpki-applet=impl.se:GpSe", "--jpki-reader=Virtual PCD 00 01"], "not both"),
-        (["--jpki-applet=impl.se:GpSe", "--jpki-adapter=adapters.reference:factory"], "give one"),
+        (["--jpki-applet=mjpki.impl.se:GpSe", "--jpki-reader=Virtual PCD 00 01"], "not both"),
+        (["--jpki-applet=mjpki.impl.se:GpSe", "--jpki-adapter=mjpki.adapters.reference:factory"], "give one"),
         (["--jpki-keys=k.json"], "--jpki-keys goes with --jpki-reader"),
     ],
 )

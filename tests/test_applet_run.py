@@ -9,7 +9,7 @@ import pytest
 
 from mjpki.applet_run import APPLET_RESULT_FORMAT, EXAMPLES_ENV, KEYS_ENV, printable
 from mjpki.cli import main
-from spec.apdu.trace_schema import (
+from mjpki.spec.apdu.trace_schema import (
     APDU_SCHEMA_PATH,
     APDU_TRACE_FORMAT,
     ApduTraceError,
@@ -39,7 +39,7 @@ def faulty_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_reference_conforms(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "--applet", "impl.se:GpSe", "--out", str(tmp_path), "--db", "", "-q"]) == 0
+    assert main(["run", "--applet", "mjpki.impl.se:GpSe", "--out", str(tmp_path), "--db", "", "-q"]) == 0
     out = capsys.readouterr().out
     assert "CONFORMS" in out and "DOES NOT CONFORM" not in out
     assert "clause" in out and "requirement" in out
@@ -83,7 +83,7 @@ def test_trace_loads_and_replays(faulty_run: Path, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert f"diverges at step {recorded} " in out and "same step as recorded" in out
 
-    assert main(["replay", str(path), "--applet", "impl.se:GpSe"]) == 0
+    assert main(["replay", str(path), "--applet", "mjpki.impl.se:GpSe"]) == 0
     assert "no divergence" in capsys.readouterr().out
 
 
@@ -123,9 +123,9 @@ def test_schema_drift_check(capsys: pytest.CaptureFixture[str]) -> None:
     [
         ["run", "--applet", "nope"],
         ["run", "--applet", "no.such.module:Cls"],
-        ["run", "--applet", "impl.se:MAX_SE_ID_LEN"],
-        ["run", "--applet", "impl.se:GpSe", "--check", "applet:nope"],
-        ["run", "--applet", "impl.se:GpSe", "--reader", "x"],
+        ["run", "--applet", "mjpki.impl.se:MAX_SE_ID_LEN"],
+        ["run", "--applet", "mjpki.impl.se:GpSe", "--check", "applet:nope"],
+        ["run", "--applet", "mjpki.impl.se:GpSe", "--reader", "x"],
         ["replay", "TRACE", "--applet", "nope"],
     ],
 )

@@ -1,6 +1,6 @@
 """The applet-level stateful search (mjpki.applet_lockstep) against the reference GP-SE and against faulty applets.
 
-The reference must survive a derandomized search with no difference from the APDU model (spec.apdu). Each faulty applet
+The reference must survive a derandomized search with no difference from the APDU model (mjpki.spec.apdu). Each faulty applet
 in CAUGHT_BY_SEARCH must be caught by the search alone (no named scenario) within the budget below, with a divergence
 whose trace replays to the same step on a fresh faulty applet and to no divergence on the reference. bench/
 applet_detection.py measures the whole table at any budget; docs/detection.md keeps it.
@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapters.applet import ReferenceApplet
-from impl.scp03 import StaticKeys
-from impl.se import GpSe
+from mjpki.adapters.applet import ReferenceApplet
 from mjpki.applet_lockstep import OFFICIAL_APP_HASH, AppletRun, AppletTarget, search
+from mjpki.impl.scp03 import StaticKeys
+from mjpki.impl.se import GpSe
 from mjpki.key_pool import KeyPool, pooled_key_generation
 from tests.faulty_applets import FAULTY_APPLETS_BY_ID
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
-from impl.ca import (
+from mjpki.impl.ca import (
     CARD_AUTH_POLICY_OID,
     CARD_SIGNING_POLICY_OID,
     PHONE_AUTH_POLICY_OID,
@@ -35,7 +35,7 @@ from impl.ca import (
     reason_code,
     subject_identifier,
 )
-from spec.domain import CertStatus, HoldCause, Kind, Profile, RevocationReason
+from mjpki.spec.domain import CertStatus, HoldCause, Kind, Profile, RevocationReason
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 NOT_BEFORE = NOW - timedelta(days=1)

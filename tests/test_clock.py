@@ -7,9 +7,9 @@ from datetime import date, datetime
 import pytest
 
 from mjpki.scenarios import base_world
-from spec import initial_state
-from spec.clock import DAY, HOUR, fifth_birthday_expiry, from_datetime, in_push_window, push_due, to_datetime
-from spec.machine import next_instants
+from mjpki.spec import initial_state
+from mjpki.spec.clock import DAY, HOUR, fifth_birthday_expiry, from_datetime, in_push_window, push_due, to_datetime
+from mjpki.spec.machine import next_instants
 
 
 @pytest.mark.parametrize(

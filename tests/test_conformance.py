@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from adapters.spec_adapter import SpecSystem
+from mjpki.adapters.spec_adapter import SpecSystem
 from mjpki.cli import main
 from mjpki.conformance import all_checks, run_conformance
 from mjpki.known_failures import KnownFailures, KnownFailuresError, load_known_failures
-from properties.seeded_bugs import SEEDED_BUGS
-from spec.requirements import conformance_ids
-from spec.trace import load_trace, replay_on_spec
-from spec.world import World
+from mjpki.properties.seeded_bugs import SEEDED_BUGS
+from mjpki.spec.requirements import conformance_ids
+from mjpki.spec.trace import load_trace, replay_on_spec
+from mjpki.spec.world import World
 
 ROOT = Path(__file__).resolve().parent.parent
 BUG = SEEDED_BUGS["card_found_resumes_signing"]  # breaks SUS-3; the lost-card-found scenario walks into it
@@ -26,8 +26,8 @@ CHECKS = {c.id: c for c in all_checks()}
 LOST_CARD = (CHECKS["scenario:lost-card-found"], CHECKS["scenario:issue-both-kinds"])
 
 FAULTY_MODULE = """
-from adapters.spec_adapter import SpecSystem
-from properties.seeded_bugs import SEEDED_BUGS
+from mjpki.adapters.spec_adapter import SpecSystem
+from mjpki.properties.seeded_bugs import SEEDED_BUGS
 
 def factory(world):
     return SpecSystem(world, stepper=SEEDED_BUGS["card_found_resumes_signing"].stepper)

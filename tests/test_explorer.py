@@ -6,17 +6,17 @@ from datetime import date
 
 import pytest
 
-from properties.coverage import coverage, render_coverage
-from properties.explorer import Exploration, Scope, explore, start_state
-from properties.invariants import check_state, check_transition
-from properties.seeded_bugs import SEEDED_BUGS, SeededBug
-from spec import actions as A
-from spec.assumptions import Variants
-from spec.domain import CertStatus, Kind, PhoneLinkage, RevocationReason
-from spec.machine import step
-from spec.observe import observe
-from spec.state import initial_state
-from spec.trace import Trace, replay_on_spec
+from mjpki.properties.coverage import coverage, render_coverage
+from mjpki.properties.explorer import Exploration, Scope, explore, start_state
+from mjpki.properties.invariants import check_state, check_transition
+from mjpki.properties.seeded_bugs import SEEDED_BUGS, SeededBug
+from mjpki.spec import actions as A
+from mjpki.spec.assumptions import Variants
+from mjpki.spec.domain import CertStatus, Kind, PhoneLinkage, RevocationReason
+from mjpki.spec.machine import step
+from mjpki.spec.observe import observe
+from mjpki.spec.state import initial_state
+from mjpki.spec.trace import Trace, replay_on_spec
 
 
 def test_small_scope_is_stable_and_clean() -> None:
@@ -138,7 +138,7 @@ def test_coverage_flags_what_a_restricted_run_never_did() -> None:
     exp = explore(Scope(persons=1, phones=1, depth=4))
     world = exp.world
     actions = [A.InstallApp(phone="D1"), A.PrepareApplet(phone="D1"), A.SetOnline(phone="D1", online=False)]
-    from spec.trace import record
+    from mjpki.spec.trace import record
 
     cov = coverage([record(world, actions)], exp)
     assert "ReportPhoneLost" in cov.never_actions
@@ -161,7 +161,7 @@ def test_lifecycle_diagrams_are_derived_from_the_graph(tmp_path) -> None:  # typ
     import os
     import shutil
 
-    from properties.diagrams import lifecycle_graphs, render, to_dot
+    from mjpki.properties.diagrams import lifecycle_graphs, render, to_dot
 
     cert_g, se_g = lifecycle_graphs(
         explore(Scope(persons=1, phones=1, depth=7, pins=False)), explore(Scope(persons=1, phones=1, depth=3, start="onboarded"))

@@ -19,13 +19,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from impl import se_apdu as A
-from impl.ca import JpkiCa, PersonalData
-from impl.scp03 import SCP03Host, StaticKeys
-from impl.se import GpSe
-from impl.se_tsm import Tsm
-from spec.domain import Kind, PinStatus, Profile
-from spec.requirements import REQUIREMENTS
+from mjpki.impl import se_apdu as A
+from mjpki.impl.ca import JpkiCa, PersonalData
+from mjpki.impl.scp03 import SCP03Host, StaticKeys
+from mjpki.impl.se import GpSe
+from mjpki.impl.se_tsm import Tsm
+from mjpki.spec.domain import Kind, PinStatus, Profile
+from mjpki.spec.requirements import REQUIREMENTS
 from tests.faulty_applets import FAULTY_APPLETS, FaultyApplet
 
 h = bytes.fromhex
@@ -90,7 +90,7 @@ def personalised(ca: JpkiCa) -> Personalised:
 
 
 class Probe:
-    """One SE under test, reached by the official app (`caller`), with plain APDUs and impl.se_tsm's TSM."""
+    """One SE under test, reached by the official app (`caller`), with plain APDUs and mjpki.impl.se_tsm's TSM."""
 
     def __init__(self, se: GpSe, p: Personalised) -> None:
         self.se = se

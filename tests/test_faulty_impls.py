@@ -16,15 +16,15 @@ import pytest
 from hypothesis import HealthCheck, Phase, reject, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from adapters.system import AdapterFactory, SystemAdapter
+from mjpki.adapters.system import AdapterFactory, SystemAdapter
 from mjpki.conformance import all_checks, run_conformance
 from mjpki.lockstep import Divergence, Lockstep, lockstep_machine
 from mjpki.scenarios import SCENARIOS, base_world
-from spec import actions as A
-from spec.domain import Kind
-from spec.requirements import REQUIREMENTS
-from spec.state import initial_state
-from spec.trace import Trace, load_trace, replay_on_spec
+from mjpki.spec import actions as A
+from mjpki.spec.domain import Kind
+from mjpki.spec.requirements import REQUIREMENTS
+from mjpki.spec.state import initial_state
+from mjpki.spec.trace import Trace, load_trace, replay_on_spec
 from tests.faulty_impls import FAULTY, Fault, reference_factory, shared_parts
 
 SEARCH = settings(

@@ -28,15 +28,15 @@ from typing import Any
 
 import pytest
 
-from impl.serve_se import DEFAULT_KEYS, SeStore, UnsafePathError, private_dir, write_pcscd_config
 from mjpki import escape
 from mjpki.cli import main
+from mjpki.impl.serve_se import DEFAULT_KEYS, SeStore, UnsafePathError, private_dir, write_pcscd_config
 from mjpki.known_failures import KnownFailuresError, load_known_failures
 from mjpki.mermaid import escape as mermaid_escape
 from mjpki.mermaid import markdown_report
 from mjpki.runner import run_scenario
 from mjpki.scenarios import SCENARIOS
-from spec.trace import Trace
+from mjpki.spec.trace import Trace
 
 ROOT = Path(__file__).resolve().parent.parent
 NOBODY = 65534
@@ -104,7 +104,7 @@ def test_the_state_file_is_not_followed_when_it_is_a_link(tmp_path: Path) -> Non
 def test_the_pcscd_configuration_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = tmp_path / "libifdvpcd.so"
     fake.write_bytes(b"\x7fELF stand-in")
-    monkeypatch.setattr("impl.serve_se.VPCD_DRIVER", fake)
+    monkeypatch.setattr("mjpki.impl.serve_se.VPCD_DRIVER", fake)
     old_umask = os.umask(0o022)
     try:
         write_pcscd_config(tmp_path / "pcsc", 2)
@@ -254,8 +254,8 @@ def test_nothing_the_stack_starts_listens_beyond_loopback(tmp_path: Path) -> Non
 
 def _served_se_joins_the_stack(tmp_path: Path, port: int, reader: str) -> None:
     """`serve-se --port SPARE_PORT` started later, in the host's network, joins pcscd's namespace and its card shows up."""
-    from adapters.pcsc import PcscApplet
-    from impl import se_apdu as A
+    from mjpki.adapters.pcsc import PcscApplet
+    from mjpki.impl import se_apdu as A
 
     command = [sys.executable, "-m", "mjpki.cli", "serve-se", "--state", str(tmp_path / "spare"), "--port", str(port), "--se-id", "SE-X"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -480,7 +480,7 @@ def no_run(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr("mjpki.conformance.run_conformance", started)
     monkeypatch.setattr("mjpki.applet_run.run_applet_conformance", started)
-    monkeypatch.setattr("spec.trace.replay_on_spec", started)
+    monkeypatch.setattr("mjpki.spec.trace.replay_on_spec", started)
 
 
 @pytest.mark.parametrize(
@@ -489,8 +489,8 @@ def no_run(monkeypatch: pytest.MonkeyPatch) -> None:
         ["run", "--out", "{file}"],
         ["run", "--out", "{file}/sub"],
         ["run", "--out", "{tmp}/out", "--db", "{file}"],
-        ["run", "--applet", "impl.se:GpSe", "--out", "{tmp}/out", "--db", "{file}"],
-        ["run", "--applet", "impl.se:GpSe", "--out", "{file}"],
+        ["run", "--applet", "mjpki.impl.se:GpSe", "--out", "{tmp}/out", "--db", "{file}"],
+        ["run", "--applet", "mjpki.impl.se:GpSe", "--out", "{file}"],
     ],
     ids=["out-is-a-file", "out-under-a-file", "db-is-a-file", "applet-db-is-a-file", "applet-out-is-a-file"],
 )

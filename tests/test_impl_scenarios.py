@@ -1,18 +1,18 @@
-"""Every named scenario, run against the reference implementation (impl.system.ReferenceSystem).
+"""Every named scenario, run against the reference implementation (mjpki.impl.system.ReferenceSystem).
 
 Each step's outcome code must be the scenario's; the details a scenario lists must match too (none of them is a
 spec-internal serial: where a scenario lists serials they are empty tuples); after every step the state invariants of
-properties.invariants must hold on the system's own observation, and the transition invariants on each step.
+mjpki.properties.invariants must hold on the system's own observation, and the transition invariants on each step.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from impl.ca import JpkiCa
-from impl.system import ReferenceSystem
+from mjpki.impl.ca import JpkiCa
+from mjpki.impl.system import ReferenceSystem
+from mjpki.properties.invariants import check_state, check_transition
 from mjpki.scenarios import SCENARIOS
-from properties.invariants import check_state, check_transition
 
 PASSING = sorted(SCENARIOS)
 """The scenarios run here: all of them."""

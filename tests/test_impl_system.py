@@ -1,4 +1,4 @@
-"""Direct tests of the reference implementation (impl.system.ReferenceSystem) with the real cryptography."""
+"""Direct tests of the reference implementation (mjpki.impl.system.ReferenceSystem) with the real cryptography."""
 
 from __future__ import annotations
 
@@ -13,18 +13,18 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from impl import se_apdu as APDU
-from impl.ca import JpkiCa, kind_of, profile_of
-from impl.system import OFFICIAL_APP_HASH, OTHER_APP_HASH, ReferenceSystem
+from mjpki.impl import se_apdu as APDU
+from mjpki.impl.ca import JpkiCa, kind_of, profile_of
+from mjpki.impl.system import OFFICIAL_APP_HASH, OTHER_APP_HASH, ReferenceSystem
+from mjpki.properties.invariants import check_state, check_transition
 from mjpki.scenarios import APIN, SPIN, Expect, base_world, onboard, to_morning
+from mjpki.spec import actions as A
+from mjpki.spec.domain import CertStatus, Kind, Profile, RevocationReason
+from mjpki.spec.machine import next_instants
+from mjpki.spec.machine import step as spec_step
+from mjpki.spec.state import State, initial_state
+from mjpki.spec.world import World
 from mjpki.strategies import probe_actions, progress_actions
-from properties.invariants import check_state, check_transition
-from spec import actions as A
-from spec.domain import CertStatus, Kind, Profile, RevocationReason
-from spec.machine import next_instants
-from spec.machine import step as spec_step
-from spec.state import State, initial_state
-from spec.world import World
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +251,7 @@ def test_random_walk_matches_the_spec(seed: int, variants: dict[str, object], ca
 
 def test_every_spec_action_has_an_implementation() -> None:
     """Issue 3's bar: the reference system carries out every action the spec defines."""
-    from spec.actions import ACTION_TYPES
+    from mjpki.spec.actions import ACTION_TYPES
 
     missing = [name for name in ACTION_TYPES if not callable(getattr(ReferenceSystem, f"_do_{name}", None))]
     assert not missing, f"spec actions without an implementation: {missing}"

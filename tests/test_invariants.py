@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from mjpki.properties.invariants import STATE_INVARIANTS, TRANSITION_INVARIANTS, check_state
 from mjpki.scenarios import BOTH, SPIN, base_world, onboard, to_morning
-from properties.invariants import STATE_INVARIANTS, TRANSITION_INVARIANTS, check_state
-from spec import actions as A
-from spec import initial_state, step
-from spec.domain import CertStatus, Kind, PinStatus, Profile, RevocationReason
-from spec.fmap import FrozenMap
-from spec.observe import CertView, Observation, observe
-from spec.outcome import accepted
-from spec.world import World
+from mjpki.spec import actions as A
+from mjpki.spec import initial_state, step
+from mjpki.spec.domain import CertStatus, Kind, PinStatus, Profile, RevocationReason
+from mjpki.spec.fmap import FrozenMap
+from mjpki.spec.observe import CertView, Observation, observe
+from mjpki.spec.outcome import accepted
+from mjpki.spec.world import World
 
 WORLD = base_world()
 

@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from adapters.applet import ReferenceApplet
-from impl.apdu import CommandApdu
-from impl.se import _JPKI, GpSe, _Slot
-from impl.se_apdu import SW_OK
 from mjpki import learn as L
+from mjpki.adapters.applet import ReferenceApplet
 from mjpki.applet_host import AppletHost
 from mjpki.cli import main
-from spec.apdu.commands import command_from_json
-from spec.apdu.model import step
-from spec.domain import Kind
+from mjpki.impl.apdu import CommandApdu
+from mjpki.impl.se import _JPKI, GpSe, _Slot
+from mjpki.impl.se_apdu import SW_OK
+from mjpki.spec.apdu.commands import command_from_json
+from mjpki.spec.apdu.model import step
+from mjpki.spec.domain import Kind
 
 # --- three small faults ---------------------------------------------------------------------------------------------
 
@@ -122,7 +122,7 @@ def test_the_applet_sul_answers_as_the_learned_machine(reference: L.LearnRun) ->
 
 
 def test_outputs_of_an_equal_run_have_no_differences(reference: L.LearnRun, tmp_path: Path) -> None:
-    written = {p.name for p in L.write_outputs(reference, tmp_path, name="impl.se:GpSe")}
+    written = {p.name for p in L.write_outputs(reference, tmp_path, name="mjpki.impl.se:GpSe")}
     assert {"learned.dot", "model.dot", "start-snapshot.json"} <= written
     assert not any(name.startswith("diff-") for name in written)
     assert "color=red" not in (tmp_path / "learned.dot").read_text()
@@ -211,8 +211,8 @@ def test_mjpki_learn_reports_an_applet_that_is_not_deterministic(tmp_path: Path,
     ("argv", "message"),
     [
         (["--applet", "no.such.module:GpSe"], "cannot import"),
-        (["--applet", "impl.se:SNAPSHOT_FORMAT"], "learn needs a class like impl.se.GpSe"),
-        (["--applet", "impl.se"], "module:Class"),
+        (["--applet", "mjpki.impl.se:SNAPSHOT_FORMAT"], "learn needs a class like mjpki.impl.se.GpSe"),
+        (["--applet", "mjpki.impl.se"], "module:Class"),
     ],
 )
 def test_mjpki_learn_usage_errors_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

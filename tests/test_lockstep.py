@@ -10,14 +10,14 @@ import pytest
 from hypothesis import Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from adapters.spec_adapter import SpecSystem
-from adapters.system import SystemAdapter
+from mjpki.adapters.spec_adapter import SpecSystem
+from mjpki.adapters.system import SystemAdapter
 from mjpki.lockstep import Lockstep, lockstep_machine
+from mjpki.properties.seeded_bugs import SEEDED_BUGS
 from mjpki.scenarios import SCENARIOS, base_world
-from properties.seeded_bugs import SEEDED_BUGS
-from spec import actions as A
-from spec.outcome import Outcome, accepted
-from spec.world import World
+from mjpki.spec import actions as A
+from mjpki.spec.outcome import Outcome, accepted
+from mjpki.spec.world import World
 
 # Finding is quick; shrinking replays the lockstep run hundreds of times, so the detection
 # tests only find (the trace is then the unshrunk run) and one test covers shrinking.

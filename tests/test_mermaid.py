@@ -9,15 +9,15 @@ from dataclasses import replace
 
 import pytest
 
-from adapters.spec_adapter import SpecSystem
+from mjpki.adapters.spec_adapter import SpecSystem
 from mjpki.lockstep import Lockstep
 from mjpki.mermaid import ACTOR_PARTICIPANT, FLOWS, PARTICIPANTS, escape, markdown_report, sequence_diagram, write_markdown_report
+from mjpki.properties.seeded_bugs import SEEDED_BUGS
 from mjpki.runner import run_scenario
 from mjpki.scenarios import SCENARIOS
-from properties.seeded_bugs import SEEDED_BUGS
-from spec.actions import ACTION_TYPES
-from spec.outcome import accepted
-from spec.trace import Trace
+from mjpki.spec.actions import ACTION_TYPES
+from mjpki.spec.outcome import accepted
+from mjpki.spec.trace import Trace
 
 _ID = r"[A-Za-z][A-Za-z0-9]*"
 _TEXT = r"(?:[^;#:<>{}%`\n]|#(?:\d+|lt|gt);)*"  # Mermaid's syntax characters only as entity codes
@@ -196,8 +196,8 @@ def test_markdown_report_of_an_agreeing_trace() -> None:
 def test_details_divergence_shows_both_outcomes_and_is_marked_in_the_table() -> None:
     """Same code, wrong tries_left: both outcomes on the arrow; the step table marks the step although the codes agree."""
     from mjpki.render import step_table
-    from spec.actions import Action
-    from spec.outcome import Outcome
+    from mjpki.spec.actions import Action
+    from mjpki.spec.outcome import Outcome
 
     class OffByOne(SpecSystem):
         def step(self, action: Action) -> Outcome:

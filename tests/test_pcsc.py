@@ -21,15 +21,15 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from adapters.applet import AppletAdapter, AppletAdapterError
-from adapters.applet_checks import render, run_checks
-from adapters.pcsc_system import PcscSeLink, factory
-from impl.se_apdu import JPKI_ATR, compute_signature
-from impl.serve_se import DEFAULT_KEYS, DemoCard, personalise_demo
-from impl.system import OFFICIAL_APP_HASH, digest_info
+from mjpki.adapters.applet import AppletAdapter, AppletAdapterError
+from mjpki.adapters.applet_checks import render, run_checks
+from mjpki.adapters.pcsc_system import PcscSeLink, factory
+from mjpki.impl.se_apdu import JPKI_ATR, compute_signature
+from mjpki.impl.serve_se import DEFAULT_KEYS, DemoCard, personalise_demo
+from mjpki.impl.system import OFFICIAL_APP_HASH, digest_info
 from mjpki.lockstep import Lockstep, lockstep_machine
 from mjpki.scenarios import SCENARIOS, base_world
-from spec.domain import Kind
+from mjpki.spec.domain import Kind
 from tests.pcsc_stack import READER, Stack, expected_readers, in_ci, missing, opensc_module, pcsc_stack, pcscd_running
 
 
@@ -56,7 +56,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def _reader(name: str = READER) -> AppletAdapter:
-    from adapters.pcsc import PcscApplet
+    from mjpki.adapters.pcsc import PcscApplet
 
     return PcscApplet(name)
 
@@ -65,7 +65,7 @@ def _reader(name: str = READER) -> AppletAdapter:
 
 
 def test_every_reader_has_the_served_se_with_the_jpki_atr(stack: Stack) -> None:
-    from adapters.pcsc import PcscApplet, list_readers
+    from mjpki.adapters.pcsc import PcscApplet, list_readers
 
     names = list_readers()
     assert set(expected_readers()) <= set(names), stack.log()
@@ -80,7 +80,7 @@ def test_every_reader_has_the_served_se_with_the_jpki_atr(stack: Stack) -> None:
 
 
 def test_reader_not_found_lists_the_readers(stack: Stack) -> None:
-    from adapters.pcsc import PcscApplet, find_reader
+    from mjpki.adapters.pcsc import PcscApplet, find_reader
 
     with pytest.raises(AppletAdapterError, match=re.escape(READER)):
         PcscApplet("no such reader")
@@ -100,7 +100,7 @@ def test_applet_checks_pass_over_pcsc(stack: Stack) -> None:
 
 def test_power_cycle_by_pyscard_disconnect_clears_the_pin(stack: Stack) -> None:
     """pyscard's default disconnect powers the card off (vpcd control 00); the SE must drop its verified PIN, keep the rest."""
-    from adapters.pcsc import PcscApplet
+    from mjpki.adapters.pcsc import PcscApplet
 
     card = personalised_reader()
     try:
@@ -160,7 +160,7 @@ def test_scenarios_in_lockstep_over_pcsc(stack: Stack) -> None:
 
 
 def test_lockstep_state_machine_over_pcsc(stack: Stack, tmp_path: Path) -> None:
-    """The Hypothesis lockstep suite (what `pytest --jpki-adapter=adapters.pcsc_system:factory` runs), few examples."""
+    """The Hypothesis lockstep suite (what `pytest --jpki-adapter=mjpki.adapters.pcsc_system:factory` runs), few examples."""
     machine = lockstep_machine(factory, base_world(), trace_dir=str(tmp_path), timeout=60, name="pcsc_system")
     run_state_machine_as_test(
         machine,
@@ -170,11 +170,11 @@ def test_lockstep_state_machine_over_pcsc(stack: Stack, tmp_path: Path) -> None:
 
 
 def test_the_pytest_plugin_runs_the_suite_over_pcsc(stack: Stack, tmp_path: Path) -> None:
-    """`pytest --jpki-adapter=adapters.pcsc_system:factory`, as a user runs it: a scenario and the variants' search."""
+    """`pytest --jpki-adapter=mjpki.adapters.pcsc_system:factory`, as a user runs it: a scenario and the variants' search."""
     root = Path(__file__).resolve().parent.parent
     out = tmp_path / "out"
     command = [
-        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--jpki-adapter=adapters.pcsc_system:factory",
+        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--jpki-adapter=mjpki.adapters.pcsc_system:factory",
         f"--jpki-out={out}", "--jpki-db=", "--jpki-step-timeout=60", "-k", "lost-card-found or stateful:variants",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(root)}

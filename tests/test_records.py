@@ -16,8 +16,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from impl.ca import JpkiCa, PersonalData
-from impl.records import (
+from mjpki.impl.ca import JpkiCa, PersonalData
+from mjpki.impl.records import (
     APPLICATION_ID,
     SCHEMA_VERSION,
     ApplicationRecord,
@@ -36,9 +36,9 @@ from impl.records import (
     commitment_of,
     key_fingerprint,
 )
-from spec.domain import CertStatus, HoldCause, Kind, PinStatus, Profile, RevocationReason
-from spec.fmap import FrozenMap
-from spec.observe import SlotView
+from mjpki.spec.domain import CertStatus, HoldCause, Kind, PinStatus, Profile, RevocationReason
+from mjpki.spec.fmap import FrozenMap
+from mjpki.spec.observe import SlotView
 
 NOT_BEFORE = datetime(2026, 4, 1, tzinfo=UTC)
 NOT_AFTER = datetime(2031, 5, 2, tzinfo=UTC)

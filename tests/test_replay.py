@@ -10,22 +10,22 @@ from pathlib import Path
 
 import pytest
 
-from adapters.reference import factory as reference_factory
-from adapters.spec_adapter import SpecSystem
+from mjpki.adapters.reference import factory as reference_factory
+from mjpki.adapters.spec_adapter import SpecSystem
 from mjpki.cli import main
 from mjpki.lockstep import Lockstep
+from mjpki.properties.seeded_bugs import SEEDED_BUGS
 from mjpki.replay import replay_on_adapter
 from mjpki.scenarios import SCENARIOS
+from mjpki.spec.trace import Trace, load_trace
+from mjpki.spec.world import World
 from mjpki.standalone import standalone_test
-from properties.seeded_bugs import SEEDED_BUGS
-from spec.trace import Trace, load_trace
-from spec.world import World
 
 BUG = "card_found_resumes_signing"
 SCENARIO = "lost-card-found"
 FAULTY_MODULE = f"""
-from adapters.spec_adapter import SpecSystem
-from properties.seeded_bugs import SEEDED_BUGS
+from mjpki.adapters.spec_adapter import SpecSystem
+from mjpki.properties.seeded_bugs import SEEDED_BUGS
 
 
 def factory(world):
@@ -125,7 +125,7 @@ def test_cli_replay_on_adapter_exit_codes(faulty_trace: Path, faulty_module: Pat
     assert ">>13" in out and "part at step 13" in out and "reproduced at the same step" in out
     report = (tmp_path / "r.md").read_text()
     assert "```mermaid" in report and "rect rgb(255,220,220)" in report
-    assert main(["replay", str(faulty_trace), "--adapter", "adapters.reference:factory"]) == 0
+    assert main(["replay", str(faulty_trace), "--adapter", "mjpki.adapters.reference:factory"]) == 0
     out = capsys.readouterr().out
     assert "agree at every step" in out and "not reproduced" in out
     spec_only = ["replay", str(faulty_trace), "--markdown", str(tmp_path / "s.md")]
@@ -134,14 +134,14 @@ def test_cli_replay_on_adapter_exit_codes(faulty_trace: Path, faulty_module: Pat
 
 
 def test_cli_replay_errors(faulty_trace: Path, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    for bad in ("no-colon", "nosuchmodule_xyz:factory", "adapters.reference:nothing"):
+    for bad in ("no-colon", "nosuchmodule_xyz:factory", "mjpki.adapters.reference:nothing"):
         assert main(["replay", str(faulty_trace), "--adapter", bad]) == 2
         err = capsys.readouterr().err
         assert f"adapter {bad!r}" in err and "Traceback" not in err
     (tmp_path / "bad.json").write_text("{not json")
-    assert main(["replay", str(tmp_path / "bad.json"), "--adapter", "adapters.reference:factory"]) == 2
+    assert main(["replay", str(tmp_path / "bad.json"), "--adapter", "mjpki.adapters.reference:factory"]) == 2
     assert "not a valid trace" in capsys.readouterr().err
-    assert main(["replay", str(tmp_path), "--adapter", "adapters.reference:factory"]) == 2
+    assert main(["replay", str(tmp_path), "--adapter", "mjpki.adapters.reference:factory"]) == 2
     assert "cannot read" in capsys.readouterr().err
     assert main(["replay", str(faulty_trace), "--emit-pytest", str(tmp_path / "t.py")]) == 2
     assert "--emit-pytest needs --adapter" in capsys.readouterr().err
@@ -181,7 +181,7 @@ def test_standalone_file_fails_on_the_faulty_system_and_passes_on_the_reference(
 
     passing = tmp_path / "reference" / "test_replay_lost_card_faulty.py"
     passing.parent.mkdir()
-    passing.write_text(standalone_test(faulty_trace, adapter="adapters.reference:factory"), encoding="utf-8")
+    passing.write_text(standalone_test(faulty_trace, adapter="mjpki.adapters.reference:factory"), encoding="utf-8")
     faulty_trace.rename(faulty_trace.with_suffix(".moved"))  # the generated file must not read it
     try:
         done = _run_pytest(passing)

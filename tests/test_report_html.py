@@ -17,8 +17,8 @@ import pytest
 
 from mjpki.cli import main
 from mjpki.report_html import Run, load_runs, render_page
+from mjpki.spec.trace import load_trace
 from mjpki.svg_sequence import safe, sequence_svg
-from spec.trace import load_trace
 
 CHECK = "scenario:lost-card-found"
 ANCHOR = "run2-scenario-lost-card-found"
@@ -111,7 +111,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("report")
     (base / "report_faulty_adapter.py").write_text(FAULTY_ADAPTER)
     common = ["run", "--profile", "quick", "--check", CHECK, "--db", "", "-q"]
-    assert main([*common, "--adapter", "adapters.reference:factory", "--out", str(base / "ref")]) == 0
+    assert main([*common, "--adapter", "mjpki.adapters.reference:factory", "--out", str(base / "ref")]) == 0
     assert main([*common, "--adapter", f"{base / 'report_faulty_adapter.py'}:factory", "--out", str(base / "bad")]) == 1
     # The hostile run: the faulty run's files with hostile text where an adapter or a result could put it.
     shutil.copytree(base / "bad", base / "hostile")
@@ -153,7 +153,7 @@ def test_result_json_records_coverage_variants_and_assumptions(runs: dict[str, P
 def test_the_matrix_has_a_column_per_run_and_fail_cells_link_to_the_failure(page: str) -> None:
     root = parse(page)
     label_ref, label_bad = (th.content() for th in root.all("table")[1].all("th")[2:4])
-    assert label_ref.startswith("adapters.reference:factory · ") and "report_faulty_adapter.py:factory · " in label_bad
+    assert label_ref.startswith("mjpki.adapters.reference:factory · ") and "report_faulty_adapter.py:factory · " in label_bad
     ref, bad = matrix_row(root, "SUS-3")[1:]
     assert "pass" in ref.attrs["class"] and ref.content() == "pass"
     assert "fail" in bad.attrs["class"] and bad.content() == "FAIL"
@@ -395,7 +395,7 @@ def test_a_real_browser_renders_the_page_and_runs_no_hostile_script(runs: dict[s
     root = parse(dom)
     # The hostile script would retitle the page or add an element; the title is the one written, and no such element exists.
     written = parse((site / "index.html").read_text(encoding="utf-8")).all("title")[0].content()
-    assert root.all("title")[0].content() == written and written.startswith("JPKI conformance report: adapters.reference:factory")
+    assert root.all("title")[0].content() == written and written.startswith("JPKI conformance report: mjpki.adapters.reference:factory")
     assert not root.all("script") and not [n for n in root.all() if n.attrs.get("id") == "pwned"] and not root.all("img")
     assert [t for t in root.all("table") if "matrix" in t.attrs.get("class", "")], "the verdict matrix"
     assert [t for t in root.all("table") if "steps" in t.attrs.get("class", "")], "a trace's step table"

@@ -6,8 +6,8 @@ import pytest
 
 from mjpki.runner import run_scenario
 from mjpki.scenarios import SCENARIOS, Expect, Scenario, scenario
-from spec import actions as A
-from spec.trace import Trace, replay_on_spec
+from mjpki.spec import actions as A
+from mjpki.spec.trace import Trace, replay_on_spec
 
 
 @pytest.mark.parametrize("sid", list(SCENARIOS))

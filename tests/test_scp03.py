@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import cmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from impl.scp03 import (
+from mjpki.impl.scp03 import (
     SECURITY_LEVELS,
     SL_C_DECRYPTION,
     SL_R_ENCRYPTION,

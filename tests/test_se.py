@@ -1,4 +1,4 @@
-"""The GP-SE (impl.se.GpSe): ISD, JPKI applet, TSM commands over SCP03, access control, PINs, signatures, persistence.
+"""The GP-SE (mjpki.impl.se.GpSe): ISD, JPKI applet, TSM commands over SCP03, access control, PINs, signatures, persistence.
 
 Every sequence is checked against docs/apdu-interface.md. RSA key generation is the slow part, so one SE is
 personalised per module and tests that change it work on a copy restored from its snapshot (no key generation).
@@ -24,13 +24,13 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from impl import se_apdu as A
-from impl.ca import JpkiCa, PersonalData
-from impl.scp03 import SCP03Host, StaticKeys
-from impl.se import SNAPSHOT_FORMAT, GpSe
-from impl.se_tsm import SeCommandError, Tsm
-from spec.domain import Kind, PinStatus, Profile
-from spec.rules import pin_well_formed as spec_pin_well_formed
+from mjpki.impl import se_apdu as A
+from mjpki.impl.ca import JpkiCa, PersonalData
+from mjpki.impl.scp03 import SCP03Host, StaticKeys
+from mjpki.impl.se import SNAPSHOT_FORMAT, GpSe
+from mjpki.impl.se_tsm import SeCommandError, Tsm
+from mjpki.spec.domain import Kind, PinStatus, Profile
+from mjpki.spec.rules import pin_well_formed as spec_pin_well_formed
 
 h = bytes.fromhex
 
@@ -68,7 +68,7 @@ def digest_info(message: bytes) -> bytes:
 
 
 class HostTsm:
-    """A test TSM: raw APDUs (as docs/apdu-interface.md writes them) through SCP03Host, nothing from impl.se_tsm."""
+    """A test TSM: raw APDUs (as docs/apdu-interface.md writes them) through SCP03Host, nothing from mjpki.impl.se_tsm."""
 
     def __init__(self, se: GpSe, *, caller: bytes | None = APP, keys: StaticKeys = ISD_KEYS) -> None:
         self.se = se
@@ -151,7 +151,7 @@ def der(cert: x509.Certificate) -> bytes:
 
 
 def tsm_for(se: GpSe, caller: bytes | None = APP, level: int = 0x33) -> Tsm:
-    """impl.se_tsm's TSM over this SE, reaching it as `caller`."""
+    """mjpki.impl.se_tsm's TSM over this SE, reaching it as `caller`."""
     return Tsm(lambda apdu: se.transmit(apdu, caller=caller), ISD_KEYS, security_level=level)
 
 

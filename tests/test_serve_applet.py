@@ -1,4 +1,4 @@
-"""`mjpki serve-se --applet MODULE:CLASS`: another applet class served instead of impl.se.GpSe.
+"""`mjpki serve-se --applet MODULE:CLASS`: another applet class served instead of mjpki.impl.se.GpSe.
 
 A small faulty GpSe subclass (it hides the JPKI applet from readers) is served against the stand-in vpcd of
 tests/test_vpcd.py and through the real pcscd with pyscard: the client sees the subclass's behaviour, --demo personalises
@@ -18,11 +18,12 @@ from typing import Any
 
 import pytest
 
-from impl import se_apdu as A
-from impl.apdu import ApduError, CommandApdu
-from impl.se import GpSe
-from impl.se_tsm import Tsm
-from impl.serve_se import (
+from mjpki import cli
+from mjpki.impl import se_apdu as A
+from mjpki.impl.apdu import ApduError, CommandApdu
+from mjpki.impl.se import GpSe
+from mjpki.impl.se_tsm import Tsm
+from mjpki.impl.serve_se import (
     CTRL_ATR,
     CTRL_RESET,
     DEFAULT_KEYS,
@@ -31,8 +32,7 @@ from impl.serve_se import (
     check_applet,
     handle_message,
 )
-from mjpki import cli
-from spec.domain import Kind
+from mjpki.spec.domain import Kind
 from tests.test_vpcd import FakeVpcd, _serve, _stop
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,8 +130,8 @@ def test_bad_applets_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capt
         "GpSe": "write it as module:Class or path/to/file.py:Class",
         "tests/no_such_file.py:X": "there is no file",
         "no_such_module_mjpki:X": "cannot import 'no_such_module_mjpki'",
-        "impl.se:NoSuchApplet": "impl.se has no attribute 'NoSuchApplet'",
-        "impl.se:MAX_SE_ID_LEN": "of type int, not a class like impl.se.GpSe",
+        "mjpki.impl.se:NoSuchApplet": "mjpki.impl.se has no attribute 'NoSuchApplet'",
+        "mjpki.impl.se:MAX_SE_ID_LEN": "of type int, not a class like mjpki.impl.se.GpSe",
         "pathlib:PurePath": "pathlib.PurePath has no transmit, power_reset, snapshot, from_snapshot",
         _write(tmp_path / "applet_syntax.py", "class Applet(:\n"): "syntax error in",
         _write(tmp_path / "applet_import.py", "import no_such_dependency_mjpki\n"): "cannot import 'applet_import'",
@@ -162,7 +162,7 @@ def test_a_syntax_error_is_one_line_from_the_command(tmp_path: Path) -> None:
 
 
 def test_check_applet_takes_gpse_its_subclasses_and_factories(tmp_path: Path) -> None:
-    assert check_applet(GpSe, "impl.se:GpSe") is GpSe
+    assert check_applet(GpSe, "mjpki.impl.se:GpSe") is GpSe
     assert check_applet(HidesFromReaders, HIDDEN) is HidesFromReaders
 
     def factory(se_id: str, keys: Any, **kwargs: Any) -> GpSe:
@@ -258,7 +258,7 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 def _card(server: subprocess.Popen[str], timeout: float = 20.0) -> Any:
     """The served card in FREE_READER once pcscd sees it and it answers (pcscd polls vpcd for presence)."""
-    from adapters.pcsc import PcscApplet
+    from mjpki.adapters.pcsc import PcscApplet
 
     deadline = time.monotonic() + timeout
     while True:
@@ -275,7 +275,7 @@ def _card(server: subprocess.Popen[str], timeout: float = 20.0) -> Any:
 
 
 def test_pyscard_sees_the_served_class_through_pcscd(tmp_path: Path, pcscd: None) -> None:
-    from adapters.pcsc import find_reader
+    from mjpki.adapters.pcsc import find_reader
 
     find_reader(FREE_READER)  # the reader exists
     state = tmp_path / "state"

@@ -7,12 +7,12 @@ from dataclasses import replace
 import pytest
 
 from mjpki.scenarios import APIN, BOTH, SPIN, base_world, onboard, to_morning
-from spec import actions as A
-from spec import initial_state, step
-from spec.domain import AuthMethod, Kind, PinStatus, Profile
-from spec.observe import observe
-from spec.state import State
-from spec.world import World
+from mjpki.spec import actions as A
+from mjpki.spec import initial_state, step
+from mjpki.spec.domain import AuthMethod, Kind, PinStatus, Profile
+from mjpki.spec.observe import observe
+from mjpki.spec.state import State
+from mjpki.spec.world import World
 
 WORLD = base_world()
 
@@ -112,7 +112,7 @@ def test_wrong_pin_counts_down_and_a_right_one_restores() -> None:
 
 def test_pin_limits_are_a_variant() -> None:
     """PIN-3: the retry limits follow the variant settings."""
-    from spec import Variants
+    from mjpki.spec import Variants
 
     world = replace(WORLD, variants=Variants(auth_pin_tries=2))
     state = onboarded(world)

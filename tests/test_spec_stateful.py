@@ -8,15 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from mjpki.properties import check_state, check_transition
 from mjpki.scenarios import base_world
+from mjpki.spec import Variants, initial_state, step
+from mjpki.spec import actions as A
+from mjpki.spec.machine import SpecError
+from mjpki.spec.observe import observe
+from mjpki.spec.rules import RULES
+from mjpki.spec.world import World
 from mjpki.strategies import action_strategy
-from properties import check_state, check_transition
-from spec import Variants, initial_state, step
-from spec import actions as A
-from spec.machine import SpecError
-from spec.observe import observe
-from spec.rules import RULES
-from spec.world import World
 
 
 class SpecMachine(RuleBasedStateMachine):
@@ -108,7 +108,7 @@ def test_undeclared_reason_is_a_spec_error(monkeypatch) -> None:  # type: ignore
     """step() holds every rule to the refusal reasons it declares."""
     from dataclasses import replace
 
-    from spec import actions as A
+    from mjpki.spec import actions as A
     from spec.reasons import Reason
 
     world = base_world()

@@ -9,11 +9,11 @@ import pytest
 
 from mjpki.runner import run_scenario
 from mjpki.scenarios import SCENARIOS
-from spec.actions import ACTION_TYPES, action_from_json
-from spec.outcome import refused
-from spec.reasons import Reason
-from spec.schema import SCHEMA_PATH, schema_text, trace_schema
-from spec.trace import TRACE_FORMAT, Trace, TraceError, load_trace, record, replay_on_spec
+from mjpki.spec.actions import ACTION_TYPES, action_from_json
+from mjpki.spec.outcome import refused
+from mjpki.spec.reasons import Reason
+from mjpki.spec.schema import SCHEMA_PATH, schema_text, trace_schema
+from mjpki.spec.trace import TRACE_FORMAT, Trace, TraceError, load_trace, record, replay_on_spec
 
 TRACE = run_scenario(SCENARIOS["lost-card-found"]).trace
 

@@ -6,12 +6,12 @@ import re
 from pathlib import Path
 
 from mjpki.cli import requirements_markdown
+from mjpki.properties.invariants import STATE_INVARIANTS, TRANSITION_INVARIANTS
 from mjpki.scenarios import SCENARIOS
-from properties.invariants import STATE_INVARIANTS, TRANSITION_INVARIANTS
-from spec.assumptions import ASSUMPTIONS
-from spec.reasons import Reason
-from spec.requirements import REQUIREMENTS, conformance_ids, requirement
-from spec.rules import RULES
+from mjpki.spec.assumptions import ASSUMPTIONS
+from mjpki.spec.reasons import Reason
+from mjpki.spec.requirements import REQUIREMENTS, conformance_ids, requirement
+from mjpki.spec.rules import RULES
 
 ROOT = Path(__file__).resolve().parent.parent
 ID = re.compile(r"\b(?:ACT|LNK|VAL|CA|ISS|PIN|REV|SUS|MCH|DEL|ACL|SP|OPS|HIST)-\d+\b")

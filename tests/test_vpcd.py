@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from impl import se_apdu as A
-from impl.se import GpSe
-from impl.se_tsm import Tsm
-from impl.serve_se import (
+from mjpki.impl import se_apdu as A
+from mjpki.impl.se import GpSe
+from mjpki.impl.se_tsm import Tsm
+from mjpki.impl.serve_se import (
     CTRL_ATR,
     CTRL_OFF,
     CTRL_ON,
@@ -34,9 +34,9 @@ from impl.serve_se import (
     reader_conf,
     write_pcscd_config,
 )
-from impl.system import OFFICIAL_APP_HASH, ReferenceSystem, digest_info
+from mjpki.impl.system import OFFICIAL_APP_HASH, ReferenceSystem, digest_info
 from mjpki.scenarios import base_world
-from spec.domain import Kind, PinStatus
+from mjpki.spec.domain import Kind, PinStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,7 +101,7 @@ def test_parse_keys() -> None:
 def test_reader_conf_gives_every_phone_its_own_driver_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = tmp_path / "libifdvpcd.so"
     fake.write_bytes(b"\x7fELF stand-in")
-    monkeypatch.setattr("impl.serve_se.VPCD_DRIVER", fake)
+    monkeypatch.setattr("mjpki.impl.serve_se.VPCD_DRIVER", fake)
     conf = write_pcscd_config(tmp_path / "pcsc", 2)
     text = (conf / "vpcd").read_text()
     assert text.count("FRIENDLYNAME") == 3 and 'FRIENDLYNAME "mjpki SE-0002"' in text

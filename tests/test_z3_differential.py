@@ -10,19 +10,19 @@ from datetime import date
 import pytest
 import z3
 
+from mjpki.properties.explorer import Scope, alphabet, explore
+from mjpki.properties.z3_bridge import Evaluator, Numbering, _z3_value, project
+from mjpki.properties.z3_encoding import INSTANCES, Dom, Encoder, ZState, push_due_term
+from mjpki.properties.z3_invariants import init_formula
+from mjpki.spec import actions as A
+from mjpki.spec.assumptions import Variants
+from mjpki.spec.clock import push_due
+from mjpki.spec.domain import AuthMethod, Kind, PhoneLinkage
+from mjpki.spec.machine import step
+from mjpki.spec.rules import RULES
+from mjpki.spec.state import State, initial_state
+from mjpki.spec.world import PersonSpec, PhoneSpec, World, default_world
 from mjpki.strategies import AUTH_PINS, SIGNING_PINS, probe_actions, progress_actions
-from properties.explorer import Scope, alphabet, explore
-from properties.z3_bridge import Evaluator, Numbering, _z3_value, project
-from properties.z3_encoding import INSTANCES, Dom, Encoder, ZState, push_due_term
-from properties.z3_invariants import init_formula
-from spec import actions as A
-from spec.assumptions import Variants
-from spec.clock import push_due
-from spec.domain import AuthMethod, Kind, PhoneLinkage
-from spec.machine import step
-from spec.rules import RULES
-from spec.state import State, initial_state
-from spec.world import PersonSpec, PhoneSpec, World, default_world
 
 
 def _random_action(rng: random.Random, world: World, state: State) -> A.Action:
@@ -170,7 +170,7 @@ def test_relation_determines_the_post_state() -> None:
         post, outcome = step(world, state, action)
         if post.fresh > 20:
             break
-        from properties.z3_bridge import action_params
+        from mjpki.properties.z3_bridge import action_params
 
         inst, pvals = action_params(world, state, action, ev.num)
         code, agree, _ = ev._terms(inst)
@@ -181,7 +181,7 @@ def test_relation_determines_the_post_state() -> None:
             s.add(ev.exp.f[name] == _z3_value(name, val))
         for name, val in pvals.items():
             s.add(getattr(ev.params, name) == val)
-        from properties.z3_encoding import CODE_INDEX
+        from mjpki.properties.z3_encoding import CODE_INDEX
 
         s.add(z3.Not(z3.And(agree, code == CODE_INDEX[outcome.code])))
         assert s.check() == z3.unsat, f"{action}: the relation admits another outcome or post-state"

@@ -9,16 +9,16 @@ import functools
 import pytest
 
 from mjpki.conformance import STATEFUL_WORLDS
-from properties.invariants import STATE_INVARIANTS, TRANSITION_INVARIANTS, check_transition
-from properties.prove import KNOWN_SHAPES, KNOWN_SPEC_VIOLATIONS, InductionResult, _bmc_world, _Engine, bmc, houdini, variant_delta
-from properties.seeded_bugs import SEEDED_BUGS
-from properties.z3_invariants import LEMMAS
-from spec.assumptions import Variants
-from spec.domain import PhoneLinkage
-from spec.machine import step
-from spec.observe import observe
-from spec.state import initial_state
-from spec.trace import Trace, replay_on_spec
+from mjpki.properties.invariants import STATE_INVARIANTS, TRANSITION_INVARIANTS, check_transition
+from mjpki.properties.prove import KNOWN_SHAPES, KNOWN_SPEC_VIOLATIONS, InductionResult, _bmc_world, _Engine, bmc, houdini, variant_delta
+from mjpki.properties.seeded_bugs import SEEDED_BUGS
+from mjpki.properties.z3_invariants import LEMMAS
+from mjpki.spec.assumptions import Variants
+from mjpki.spec.domain import PhoneLinkage
+from mjpki.spec.machine import step
+from mjpki.spec.observe import observe
+from mjpki.spec.state import initial_state
+from mjpki.spec.trace import Trace, replay_on_spec
 
 
 @functools.lru_cache(maxsize=1)
@@ -62,7 +62,7 @@ def test_variant_delta_finds_what_a_setting_breaks(monkeypatch: pytest.MonkeyPat
     """A registration that records the launched links under per_kind breaks the per_kind reading of LNK-2, although
     the invariants' other queries are the launched setting's: the delta re-asks them because that invariant's formula
     changed."""
-    from properties.z3_encoding import Encoder
+    from mjpki.properties.z3_encoding import Encoder
 
     monkeypatch.setattr(Encoder, "follows", lambda self, k: (True, False))
     _changed, failures = variant_delta(_default(), Variants(phone_linkage=PhoneLinkage.PER_KIND), timeout=0.5)
@@ -141,6 +141,6 @@ def test_the_fixed_spec_violations_stay_fixed_along_their_shapes() -> None:
 
 
 def test_transition_invariants_have_twins() -> None:
-    from properties.z3_invariants import Z_STATE, Z_TRANSITION
+    from mjpki.properties.z3_invariants import Z_STATE, Z_TRANSITION
 
     assert set(Z_STATE) == set(STATE_INVARIANTS) and set(Z_TRANSITION) == set(TRANSITION_INVARIANTS)

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from spec import state as lifecycle
-from spec.apdu.state import CardState
-from spec.apdu.state import Slot as CardSlot
-from spec.domain import Kind, PinStatus
-from spec.fmap import FrozenMap
+from mjpki.spec import state as lifecycle
+from mjpki.spec.apdu.state import CardState
+from mjpki.spec.apdu.state import Slot as CardSlot
+from mjpki.spec.domain import Kind, PinStatus
+from mjpki.spec.fmap import FrozenMap
 
 __all__ = ["EMPTY", "SlotView", "SeView", "se_view", "lifecycle_view", "slot_view"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from spec.domain import Kind
+from mjpki.spec.domain import Kind
 
 __all__ = [
     "ISD_AID",

@@ -21,12 +21,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from spec.apdu import interface as I
-from spec.apdu.commands import Command, ExtAuth, InitUpdate, Observed, Reset, Send, SwitchCaller, Tamper, Wrapped
-from spec.apdu.state import Applet, CardState, Chain, Domain, Output, Session, Slot
-from spec.apdu.tlv import TlvError, parse_tlv, tlv
-from spec.domain import Kind, PinStatus
-from spec.fmap import FrozenMap
+from mjpki.spec.apdu import interface as I
+from mjpki.spec.apdu.commands import Command, ExtAuth, InitUpdate, Observed, Reset, Send, SwitchCaller, Tamper, Wrapped
+from mjpki.spec.apdu.state import Applet, CardState, Chain, Domain, Output, Session, Slot
+from mjpki.spec.apdu.tlv import TlvError, parse_tlv, tlv
+from mjpki.spec.domain import Kind, PinStatus
+from mjpki.spec.fmap import FrozenMap
 
 __all__ = ["Expected", "StepResult", "step", "KEY_PAIR_ENTRY_LEN", "output_length", "sw_tries"]
 

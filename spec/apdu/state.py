@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from spec.domain import Kind, PinStatus
-from spec.fmap import FrozenMap
+from mjpki.spec.domain import Kind, PinStatus
+from mjpki.spec.fmap import FrozenMap
 
 __all__ = ["Domain", "CardConfig", "Session", "Slot", "Output", "Chain", "Applet", "CardState", "initial_state"]
 

@@ -22,7 +22,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from spec.apdu.commands import Command, ExtAuth, InitUpdate, Observed, Reset, Send, SwitchCaller, Wrapped, command_from_json
+from mjpki.spec.apdu.commands import Command, ExtAuth, InitUpdate, Observed, Reset, Send, SwitchCaller, Wrapped, command_from_json
 
 __all__ = [
     "APDU_TRACE_FORMAT",
@@ -40,7 +40,7 @@ __all__ = [
 APDU_TRACE_FORMAT = "mjpki-apdu-trace/1"
 APDU_SCHEMA_PATH = Path(__file__).resolve().parent.parent.parent / "schemas" / "apdu-trace.schema.json"
 COMMAND_CLASSES: tuple[type, ...] = (Send, InitUpdate, ExtAuth, Wrapped, Reset, SwitchCaller)
-"""The members of spec.apdu.commands.Command, in the order of the schema's oneOf."""
+"""The members of mjpki.spec.apdu.commands.Command, in the order of the schema's oneOf."""
 
 _HEX = "^([0-9A-Fa-f]{2})*$"
 _REQ = "^[A-Z]+-[0-9]+$"
@@ -71,7 +71,7 @@ def _field_schema(hint: Any) -> dict[str, Any]:
         return {"type": "integer", "minimum": 0, "maximum": 255}
     if isinstance(hint, type) and issubclass(hint, Enum):
         return {"enum": [m.value for m in hint]}
-    raise TypeError(f"no JSON Schema for {hint!r}; extend spec.apdu.trace_schema._field_schema")
+    raise TypeError(f"no JSON Schema for {hint!r}; extend mjpki.spec.apdu.trace_schema._field_schema")
 
 
 def command_schema(cls: type) -> tuple[str, dict[str, Any]]:
