@@ -109,7 +109,7 @@ def test_undeclared_reason_is_a_spec_error(monkeypatch) -> None:  # type: ignore
     from dataclasses import replace
 
     from mjpki.spec import actions as A
-    from spec.reasons import Reason
+    from mjpki.spec.reasons import Reason
 
     world = base_world()
     spec = RULES[A.UnlockScreen]
