@@ -19,7 +19,8 @@ SEI-TSM deletes any JPKI applet left over by an earlier run (with its keys, cert
 Environment (defaults in brackets):
 - MJPKI_PCSC_READER_PREFIX  reader name before the SE-ID ["mjpki "]; the official app's reader is PREFIX+SE-ID+" 00 00",
                             the other app's PREFIX+SE-ID+" 00 01"
-- MJPKI_PCSC_KEYS           the SEs' ISD SCP03 keys, hex [the GP test keys 40..4F serve-se gives fresh SEs]
+- MJPKI_PCSC_KEYS           the SEs' ISD SCP03 keys, hex, or `test` for GP's published test keys 40..4F (what
+                            `serve-se --test-keys` and `--demo` give fresh SEs) [required: no default]
 - MJPKI_PCSC_PHONES         comma-separated phone IDs routed over PC/SC [every phone]; the others get an in-process GpSe
 """
 
@@ -31,9 +32,10 @@ from collections.abc import Mapping
 
 from mjpki.adapters.applet import AppletAdapter, AppletAdapterError
 from mjpki.adapters.system import AdapterError
+from mjpki.impl.isd_keys import KEYS_ENV, KeysError, keys_from_environment
 from mjpki.impl.scp03 import StaticKeys
 from mjpki.impl.se_tsm import SeCommandError, Tsm
-from mjpki.impl.serve_se import DEFAULT_KEYS, PHONE_READER_PREFIX, parse_keys
+from mjpki.impl.serve_se import PHONE_READER_PREFIX
 from mjpki.impl.system import OFFICIAL_APP_HASH, OTHER_APP_HASH, ReferenceSystem
 from mjpki.spec.domain import PhoneId
 from mjpki.spec.world import World
@@ -41,7 +43,7 @@ from mjpki.spec.world import World
 __all__ = ["PcscSeLink", "PcscSystem", "factory", "settings_from_env", "ENV_PREFIX", "ENV_KEYS", "ENV_PHONES"]
 
 ENV_PREFIX = "MJPKI_PCSC_READER_PREFIX"
-ENV_KEYS = "MJPKI_PCSC_KEYS"
+ENV_KEYS = KEYS_ENV
 ENV_PHONES = "MJPKI_PCSC_PHONES"
 
 _OPEN: list[PcscSeLink] = []
@@ -113,9 +115,12 @@ def settings_from_env(world: World) -> tuple[str, StaticKeys, tuple[PhoneId, ...
     """(reader prefix, SE keys, routed phones) from the environment; AdapterError if malformed."""
     prefix = os.environ.get(ENV_PREFIX, PHONE_READER_PREFIX)
     try:
-        keys = parse_keys(os.environ[ENV_KEYS]) if os.environ.get(ENV_KEYS) else DEFAULT_KEYS
-    except ValueError as exc:
-        raise AdapterError(f"{ENV_KEYS}: {exc}") from exc
+        found = keys_from_environment()
+    except KeysError as exc:
+        raise AdapterError(str(exc)) from exc
+    if found is None:  # no fallback to the published test keys (issue 12, finding 2)
+        raise AdapterError(f"${ENV_KEYS} must hold the SEs' ISD SCP03 keys (hex ENC||MAC||DEK), or `test` for GP's published test keys")
+    keys = found.keys
     known = [ph.id for ph in world.phones]
     wanted = os.environ.get(ENV_PHONES, "").strip()
     phones = tuple(p.strip() for p in wanted.split(",") if p.strip()) if wanted else tuple(known)

@@ -70,6 +70,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "APPLICATION_ID",
     "MAX_SERIAL",
+    "CA_PASSPHRASE_ENV",
     # errors
     "RecordsError",
     "RecordsFileError",
@@ -87,6 +88,7 @@ __all__ = [
     # helpers
     "key_fingerprint",
     "commitment_of",
+    "ca_passphrase",
     # the store
     "Records",
 ]
@@ -98,6 +100,15 @@ APPLICATION_ID: Final = 0x6D6A706B
 APPLICATION_NAME: Final = "mjpki-records"
 MAX_SERIAL: Final = (1 << 63) - 1
 """The largest serial the store takes (SQLite INTEGER is 64-bit signed; RFC 5280 allows more, the store does not)."""
+CA_PASSPHRASE_ENV: Final = "MJPKI_CA_PASSPHRASE"
+"""The environment variable whose value (UTF-8) encrypts the CA private keys at rest when no password is passed (issue 12)."""
+_ENCRYPTED_PEM: Final = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
+
+
+def ca_passphrase() -> bytes | None:
+    """$MJPKI_CA_PASSPHRASE as bytes, or None when it is unset or empty."""
+    value = os.environ.get(CA_PASSPHRASE_ENV, "")
+    return value.encode("utf-8") if value else None
 
 _E = TypeVar("_E", bound=Enum)
 
@@ -538,6 +549,7 @@ class Records:
         try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA secure_delete = ON")  # a replaced CA key (clear, then encrypted) is overwritten, not left in a free page
             records = cls(conn, path=where)
             records._prepare(first_serial)
         except sqlite3.DatabaseError as exc:
@@ -587,6 +599,11 @@ class Records:
             raise RecordsError("the records are closed: reopen them with Records.open(path)")
         return self._conn
 
+    def version(self) -> tuple[int, int]:
+        """A value that moves whenever the records may have changed: this connection's row changes, other connections' commits."""
+        db = self._db
+        return db.total_changes, int(db.execute("PRAGMA data_version").fetchone()[0])
+
     def _where(self) -> str:
         return str(self._path) if self._path is not None else "the in-memory database"
 
@@ -598,14 +615,16 @@ class Records:
             problems = [row[0] for row in db.execute("PRAGMA quick_check")]
             if problems != ["ok"]:
                 raise RecordsFileError(f"{where} is damaged (SQLite quick_check: {'; '.join(problems[:3])}): restore it from a backup")
-        app_id = db.execute("PRAGMA application_id").fetchone()[0]
-        tables = {
-            row[0]
-            for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE ? ESCAPE '!'", ("sqlite!_%",))
-        }
+        app_id, tables = self._identity()
         if not tables and app_id == 0:
-            self._create(first_serial)
-            return
+            # Another process may be creating the same new file right now: decide, and create, under SQLite's write lock
+            # (BEGIN IMMEDIATE waits for the other's transaction), so the loser finds finished records, not a half-made
+            # schema it would call damaged or a CREATE TABLE that fails (issue 12, finding 8).
+            with self.transaction():
+                app_id, tables = self._identity()
+                if not tables and app_id == 0:
+                    self._create(first_serial)
+                    return
         if app_id != APPLICATION_ID:
             raise RecordsFileError(
                 f"{where} is a SQLite database of another application (application_id {app_id:#x}, tables "
@@ -639,6 +658,24 @@ class Records:
             raise RecordsFileError(
                 f"{where} was created with first_serial={stored_first}, not {first_serial}: omit first_serial when reopening records"
             )
+
+    def _identity(self) -> tuple[int, set[str]]:
+        """The file's SQLite application_id and its tables (SQLite's own left out), read in one transaction: two separate
+        reads could straddle another process's creation and see its tables without its application_id."""
+        db = self._db
+        reading = not db.in_transaction
+        if reading:
+            db.execute("BEGIN DEFERRED")  # a read transaction: no write lock, so a read-only file can be checked too
+        try:
+            app_id = db.execute("PRAGMA application_id").fetchone()[0]
+            tables = {
+                row[0]
+                for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE ? ESCAPE '!'", ("sqlite!_%",))
+            }
+        finally:
+            if reading:
+                db.execute("COMMIT")
+        return app_id, tables
 
     def _create(self, first_serial: int | None) -> None:
         """Create the schema, the version row and the serial counter, in one transaction."""
@@ -1288,9 +1325,13 @@ class Records:
     # --- the CA -----------------------------------------------------------------------------------
 
     def save_ca(self, *, ca: JpkiCa, password: bytes | None = None) -> None:
-        """Save both CAs' keys and certificates as PEM and add the serials the CA has issued; a different CA is refused."""
+        """Save both CAs' keys and certificates as PEM and add the serials the CA has issued; a different CA is refused.
+
+        The keys are encrypted (PKCS#8, cryptography's best available scheme) with `password`, else with $MJPKI_CA_PASSPHRASE
+        when it is set; without either they are stored in clear (the file is 0600 all the same)."""
         if not isinstance(ca, JpkiCa):
             raise TypeError(f"ca must be a JpkiCa, got {type(ca).__name__}")
+        password = password if password is not None else ca_passphrase()
         issued = sorted(ca.issued_serials)
         if issued and issued[-1] > MAX_SERIAL:
             raise InvalidRecordError(f"the CA has issued serial {issued[-1]}, beyond what the store holds (2**63 - 1)")
@@ -1311,18 +1352,36 @@ class Records:
             db.executemany("INSERT OR IGNORE INTO ca_issued (serial) VALUES (?)", [(s,) for s in issued])
 
     def load_ca(self, *, password: bytes | None = None) -> JpkiCa | None:
-        """The saved CA, knowing every serial it issued or a certificate record uses (CA-2); None if none was saved."""
+        """The saved CA, knowing every serial it issued or a certificate record uses (CA-2); None if none was saved.
+
+        Encrypted keys are decrypted with `password`, else $MJPKI_CA_PASSPHRASE; keys saved in clear are encrypted now when a
+        passphrase is given (records made before it was set)."""
         db = self._db
         rows = {Kind(r["kind"]): CaPem(key_pem=r["key_pem"], cert_pem=r["cert_pem"]) for r in db.execute("SELECT * FROM ca")}
         if not rows:
             return None
         if set(rows) != set(Kind):
             raise RecordsFileError(f"{self._where()} holds only the {', '.join(k.value for k in rows)} CA: it is damaged")
+        password = password if password is not None else ca_passphrase()
+        encrypted = {kind: bytes(pem.key_pem).lstrip().startswith(_ENCRYPTED_PEM) for kind, pem in rows.items()}
+        if any(encrypted.values()) and password is None:
+            raise RecordsError(
+                f"the CA keys in {self._where()} are encrypted: set ${CA_PASSPHRASE_ENV} to the passphrase they were saved with"
+            )
         issued = [r[0] for r in db.execute("SELECT serial FROM ca_issued UNION SELECT serial FROM certificates ORDER BY 1")]
         try:
-            return JpkiCa.from_pem(signing=rows[Kind.SIGNING], auth=rows[Kind.AUTH], issued_serials=issued, password=password)
+            ca = JpkiCa.from_pem(
+                signing=rows[Kind.SIGNING],
+                auth=rows[Kind.AUTH],
+                issued_serials=issued,
+                password=password if all(encrypted.values()) else None,
+            )
         except (TypeError, ValueError) as exc:
-            raise RecordsError(f"cannot load the saved CA ({exc}): pass the password it was saved with") from exc
+            why = f"wrong passphrase (${CA_PASSPHRASE_ENV} or the password given)" if password is not None else exc
+            raise RecordsError(f"cannot load the CA keys in {self._where()}: {why}") from None
+        if password is not None and not all(encrypted.values()):
+            self.save_ca(ca=ca, password=password)  # encrypt keys saved in clear, now that there is a passphrase
+        return ca
 
     # --- observation and snapshot -----------------------------------------------------------------
 

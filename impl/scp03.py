@@ -10,6 +10,11 @@
 # - The EXTERNAL AUTHENTICATE response is a bare status word (no R-MAC); R-MAC/R-ENC start with the next command.
 # - The sequence counter (pseudo-random card challenges) is the value used for the next challenge and advances on every
 #   INITIALIZE UPDATE, so no challenge repeats even if a session is never completed.
+# - Failed EXTERNAL AUTHENTICATEs (wrong host cryptogram or C-MAC) are counted per card object (one security domain's key
+#   set), non-volatile; a successful one sets the count back to 0. Once AUTHENTICATION_LIMIT fail in a row, INITIALIZE
+#   UPDATE answers 6983 (authentication method blocked) for good. GP leaves the limit to the card issuer's policy; this
+#   is ASM-SCP03-LOCKOUT (mjpki.spec.assumptions).
+# - The host side demands that an unwrapped response carry no more data than the plain command's Le asked for.
 
 from __future__ import annotations
 
@@ -50,6 +55,8 @@ __all__ = [
     "DERIVE_S_MAC",
     "DERIVE_S_RMAC",
     "SW_OK",
+    "SW_AUTHENTICATION_BLOCKED",
+    "AUTHENTICATION_LIMIT",
     # keys and derivations
     "StaticKeys",
     "SessionKeys",
@@ -94,6 +101,10 @@ DERIVE_S_MAC: Final = 0x06
 DERIVE_S_RMAC: Final = 0x07
 
 SW_OK: Final = b"\x90\x00"
+SW_AUTHENTICATION_BLOCKED: Final = b"\x69\x83"
+AUTHENTICATION_LIMIT: Final = 64
+"""Failed EXTERNAL AUTHENTICATEs in a row after which a security domain's key set is blocked (ASM-SCP03-LOCKOUT): twice
+the longest example the applet-level search runs (30 steps), so the suite's own probes never lock a card that counts so."""
 
 _BLOCK = 16
 _CHALLENGE_LEN = 8  # S8 mode
@@ -627,9 +638,17 @@ class SCP03Card:
         r_mac: bool = True,
         r_encryption: bool = True,
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+        failed_authentications: int = 0,
+        authentication_limit: int | None = AUTHENTICATION_LIMIT,
     ) -> None:
         if not isinstance(keys, StaticKeys):
             raise TypeError(f"keys must be a StaticKeys, got {type(keys).__name__}")
+        if authentication_limit is not None and authentication_limit < 1:
+            raise ValueError(f"authentication_limit must be at least 1 (or None: no lockout), got {authentication_limit}")
+        if failed_authentications < 0:
+            raise ValueError(f"failed_authentications must be 0 or more, got {failed_authentications}")
+        self._failed = failed_authentications
+        self._limit = authentication_limit
         if r_encryption and not r_mac:
             raise ValueError("R-ENCRYPTION needs R-MAC: pass r_mac=True or r_encryption=False")
         if not 0 <= sequence_counter <= _SEQUENCE_COUNTER_MAX:
@@ -666,6 +685,16 @@ class SCP03Card:
         return self._session is not None
 
     @property
+    def failed_authentications(self) -> int:
+        """Failed EXTERNAL AUTHENTICATEs since the last successful one (non-volatile: keep it with the sequence counter)."""
+        return self._failed
+
+    @property
+    def blocked(self) -> bool:
+        """True once the key set is blocked: INITIALIZE UPDATE answers 6983 from then on."""
+        return self._limit is not None and self._failed >= self._limit
+
+    @property
     def security_level(self) -> int | None:
         """The session's security level, or None without a session."""
         return None if self._session is None else self._session.security_level
@@ -694,6 +723,10 @@ class SCP03Card:
             raise SCP03Error(f"INITIALIZE UPDATE needs P2 = 00, got 0x{command.p2:02X}", sw=_SW_INCORRECT_P1P2)
         if len(command.data) != _CHALLENGE_LEN:
             raise SCP03Error(f"the host challenge must be {_CHALLENGE_LEN} bytes (S8 mode), got {len(command.data)}", sw=SW_WRONG_LENGTH)
+        if self.blocked:
+            raise SCP03Error(
+                f"authentication method blocked: {self._failed} failed EXTERNAL AUTHENTICATEs in a row", sw=SW_AUTHENTICATION_BLOCKED
+            )
         host_challenge = command.data
         counter: int | None = None
         if self._aid is not None:
@@ -747,11 +780,14 @@ class SCP03Card:
         cryptogram, mac = command.data[:_CRYPTOGRAM_LEN], command.data[_CRYPTOGRAM_LEN:]
         # The cryptogram is checked first, so a host holding other keys gets 6300 as GP specifies, not 6982.
         if not hmac.compare_digest(cryptogram, pending.host_cryptogram):
+            self._failed += 1
             raise AuthenticationError("the host cryptogram does not verify")
         mac_header, data = _external_authenticate_mac_input(level, cryptogram)
         full_mac = _cmac(pending.session_keys.s_mac, bytes(_BLOCK) + mac_header + data)
         if not hmac.compare_digest(full_mac[:_MAC_LEN], mac):
+            self._failed += 1
             raise SecureMessagingError("the C-MAC of EXTERNAL AUTHENTICATE does not verify")
+        self._failed = 0
         self._session = _Session(
             keys=pending.session_keys, security_level=level, logical_channel=pending.logical_channel, mac_chaining=full_mac
         )

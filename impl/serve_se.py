@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+from mjpki.impl.isd_keys import TEST_KEYS, TEST_KEYS_WARNING, Keys, KeysError, keys_from_environment, parse_keys, read_keys_file
 from mjpki.impl.scp03 import StaticKeys
 from mjpki.impl.se import GpSe
 from mjpki.impl.se_apdu import JPKI_ATR, SW_UNKNOWN, SW_WRONG_LENGTH
@@ -58,7 +59,7 @@ __all__ = [
     "VPCD_PORT",
     "PHONE_BASE_PORT",
     "PHONE_READER_PREFIX",
-    "DEFAULT_KEYS",
+    "TEST_KEYS",
     "CTRL_OFF",
     "CTRL_ON",
     "CTRL_RESET",
@@ -98,8 +99,6 @@ PHONE_BASE_PORT: Final = 35965
 """The system-level suite's phones: SE k (1-based) on PHONE_BASE_PORT + 2(k-1) (official app) and the next port (another app)."""
 PHONE_READER_PREFIX: Final = "mjpki "
 """Friendly-name prefix of the phones' vpcd readers: SE-0001 is readers "mjpki SE-0001 00 00" and "mjpki SE-0001 00 01"."""
-DEFAULT_KEYS: Final = StaticKeys(enc=bytes(range(0x40, 0x50)), mac=bytes(range(0x40, 0x50)), dek=bytes(range(0x40, 0x50)))
-"""GlobalPlatform's well-known test keys 40..4F: the ISD keys of a fresh served SE unless --keys says otherwise. Test only."""
 
 CTRL_OFF: Final = 0x00
 CTRL_ON: Final = 0x01
@@ -111,20 +110,6 @@ _MAX_MESSAGE: Final = 0xFFFF
 def phone_se_id(index: int) -> str:
     """The SE-ID of the suite's phone number index (1-based), as mjpki.scenarios.base_world names them."""
     return f"SE-{index:04d}"
-
-
-def parse_keys(text: str) -> StaticKeys:
-    """SCP03 static keys from hex: one 16/24/32-byte key used as ENC, MAC and DEK, or three of equal length joined."""
-    try:
-        raw = bytes.fromhex(text.replace(":", "").replace(" ", ""))
-    except ValueError as exc:
-        raise ValueError(f"keys must be hex: {exc}") from exc
-    if len(raw) in (16, 24, 32):
-        return StaticKeys(enc=raw, mac=raw, dek=raw)
-    if len(raw) in (48, 72, 96):
-        n = len(raw) // 3
-        return StaticKeys(enc=raw[:n], mac=raw[n : 2 * n], dek=raw[2 * n :])
-    raise ValueError(f"keys must be one AES key (16/24/32 bytes) or three (ENC||MAC||DEK), got {len(raw)} bytes")
 
 
 # --- what is served ----------------------------------------------------------------------------------------------
@@ -727,7 +712,17 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help=f"also serve SE-0001..SE-000N for the system-level suite (ports {PHONE_BASE_PORT}+2(k-1): official app, +1: another app)",
     )
     p.add_argument("--phone-base-port", type=int, default=PHONE_BASE_PORT, help=f"first port of the phone SEs (default {PHONE_BASE_PORT})")
-    p.add_argument("--keys", help="ISD (and APSD) SCP03 keys of fresh SEs, hex (default: the GP test keys 40..4F)")
+    p.add_argument(
+        "--keys",
+        metavar="HEX",
+        help="ISD (and APSD) SCP03 keys of fresh SEs, hex ENC||MAC||DEK or one key (visible to other users in ps: prefer --keys-file)",
+    )
+    p.add_argument("--keys-file", metavar="FILE", help="the keys as --keys, from a file only its owner can read (or set $MJPKI_PCSC_KEYS)")
+    p.add_argument(
+        "--test-keys",
+        action="store_true",
+        help="serve GlobalPlatform's published test keys 40..4F: anyone reaching pcscd can open the SEs (test stacks; --demo implies it)",
+    )
     p.add_argument("--auth-pin-tries", type=int, default=3, help="auth PIN retry limit of fresh SEs (default 3)")
     p.add_argument("--signing-pin-tries", type=int, default=5, help="signing PIN retry limit of fresh SEs (default 5)")
     p.add_argument(
@@ -761,15 +756,18 @@ def main(args: argparse.Namespace, *, applet: SeFactory | None = None) -> int:
     if not 0 <= args.phones <= 7:
         print("serve-se: --phones must be 0..7 (pcscd takes 16 readers, two per phone)", flush=True)
         return 2
+    # The keys are checked first, so `pcsc.sh start` (which writes the pcscd configuration first) stops before pcscd starts.
+    try:
+        resolved = _resolve_keys(args)
+    except KeysError as exc:
+        print(f"serve-se: {exc}", file=sys.stderr, flush=True)
+        return 2
+    keys = resolved.keys
     if args.write_pcscd_config:
+        _warn_test_keys(resolved)
         return _write_config(args)
     if args.demo and args.no_reader_se:
         print("serve-se: --demo personalises the reader SE; drop --no-reader-se", flush=True)
-        return 2
-    try:
-        keys = DEFAULT_KEYS if args.keys is None else parse_keys(args.keys)
-    except ValueError as exc:
-        print(f"serve-se: --keys: {exc}", flush=True)
         return 2
     state = Path(args.state)
     server = SeServer(args.host)
@@ -779,6 +777,7 @@ def main(args: argparse.Namespace, *, applet: SeFactory | None = None) -> int:
         private_dir(state)
         if not args.no_reader_se:
             store = SeStore.open(state / f"se-{args.se_id}.json", se_id=args.se_id, keys=keys, fresh=args.demo, applet=factory, **tries)
+            _refuse_restored_test_keys(store, allowed=resolved.test)
             if args.demo:
                 card = _personalise(store, args, keys=keys, db_path=state / "records.sqlite")
                 store.save()
@@ -792,6 +791,7 @@ def main(args: argparse.Namespace, *, applet: SeFactory | None = None) -> int:
             se_id = phone_se_id(k)
             port = args.phone_base_port + 2 * (k - 1)
             store = SeStore.open(state / f"se-{se_id}.json", se_id=se_id, keys=keys, applet=factory, **tries)
+            _refuse_restored_test_keys(store, allowed=resolved.test)
             server.add(
                 store,
                 [
@@ -805,6 +805,9 @@ def main(args: argparse.Namespace, *, applet: SeFactory | None = None) -> int:
         return 2
     except UnsafePathError as exc:
         print(f"serve-se: --state: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except KeysError as exc:
+        print(f"serve-se: {exc}", file=sys.stderr, flush=True)
         return 2
     except (ValueError, RuntimeError, OSError) as exc:
         print(f"serve-se: {exc}", flush=True)
@@ -822,6 +825,7 @@ def main(args: argparse.Namespace, *, applet: SeFactory | None = None) -> int:
         joined = join_pcscd_network([c.channel.port for c in server.cards])
         lines += [joined] if joined else []
     server.start()
+    _warn_test_keys(resolved)  # once serving: a refusal above stays one line
     for line in lines:
         print(f"serve-se: {line}", flush=True)
     print(f"serve-se: state in {state}; connecting to vpcd at {args.host}; Ctrl-C to stop", flush=True)
@@ -832,6 +836,57 @@ def main(args: argparse.Namespace, *, applet: SeFactory | None = None) -> int:
     server.stop()
     print("serve-se: stopped", flush=True)
     return 0
+
+
+_HOW_TO_GIVE_KEYS: Final = (
+    "give the SEs' SCP03 keys with --keys-file FILE (hex ENC||MAC||DEK, mode 0600) or $MJPKI_PCSC_KEYS, "
+    "or serve test SEs with GlobalPlatform's public test keys: --test-keys (--demo implies it, as does MJPKI_PCSC_KEYS=test)"
+)
+
+
+def _resolve_keys(args: argparse.Namespace) -> Keys:
+    """The fresh SEs' keys from --keys, --keys-file or $MJPKI_PCSC_KEYS; the test keys only when told (issue 12, finding 2)."""
+    told = bool(args.test_keys or args.demo)
+    given = [name for name, value in (("--keys", args.keys), ("--keys-file", args.keys_file)) if value]
+    if len(given) > 1:
+        raise KeysError("give the keys once: --keys or --keys-file, not both")
+    if args.keys:
+        try:
+            found: Keys | None = Keys(keys=parse_keys(args.keys), source="--keys")
+        except ValueError as exc:
+            raise KeysError(f"--keys: {exc}") from None
+    elif args.keys_file:
+        found = Keys(keys=read_keys_file(args.keys_file), source=f"--keys-file {args.keys_file}")
+    else:
+        found = keys_from_environment()
+        told = told or (found is not None and found.declared_test)
+    if found is None:
+        if told:
+            return Keys(keys=TEST_KEYS, source="--test-keys" if args.test_keys else "--demo")
+        raise KeysError(f"no SCP03 keys: {_HOW_TO_GIVE_KEYS}")
+    if found.test and not told:
+        raise KeysError(f"{found.source} holds GlobalPlatform's published test keys 40..4F, which protect nothing: {_HOW_TO_GIVE_KEYS}")
+    return found
+
+
+def _warn_test_keys(resolved: Keys) -> None:
+    """The loud line of test mode, on stderr (and so in pcsc.sh's log)."""
+    if resolved.test:
+        print(f"serve-se: {TEST_KEYS_WARNING}", file=sys.stderr, flush=True)
+
+
+def _refuse_restored_test_keys(store: SeStore, *, allowed: bool) -> None:
+    """KeysError if an SE restored from --state was made with the test keys and the caller did not ask for test SEs."""
+    if allowed:
+        return
+    snapshot = store.se.snapshot()  # GpSe's layout; another applet class's snapshot may not say, and is then served as it is
+    isd = snapshot.get("isd") if isinstance(snapshot, dict) else None
+    keys = isd.get("keys") if isinstance(isd, dict) else None
+    if isinstance(keys, dict) and TEST_KEYS.enc.hex() in (keys.get("enc"), keys.get("mac"), keys.get("dek")):
+        raise KeysError(
+                f"{store.path} holds an SE made with GlobalPlatform's published test keys: serve it with --test-keys, "
+                "or start from a new --state with keys of your own"
+            )
 
 
 def _write_config(args: argparse.Namespace) -> int:

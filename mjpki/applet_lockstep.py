@@ -741,16 +741,19 @@ def applet_machine(
             before=st.lists(_CARD_STEPS, max_size=2),
             after=st.lists(_CARD_STEPS, min_size=1, max_size=3),
             unblock=st.sampled_from(["right", "wrong", "malformed", "none", "spend"]),
+            while_verified=st.booleans(),
         )
-        def pin_initialisation(self, kind: Kind, before: list[str], after: list[str], unblock: str) -> None:
+        def pin_initialisation(self, kind: Kind, before: list[str], after: list[str], unblock: str, while_verified: bool = False) -> None:
             # PIN-4's reset: the SP-TSM sets a new temporary PIN on a used slot (mode 01), the user then tries the card,
             # and the PIN is set again from the temporary one (or the temporary PIN is tried wrong until it is spent).
+            # Half the time the reset comes while the app holds the PIN verified and the app then tries the key at once:
+            # whatever the reset clears must be cleared in the session that is open, not only at the next selection.
             new = AUTH_PIN if kind is Kind.AUTH else SIGNING_PIN
             items: list[Any] = [select(I.JPKI_AID)]
-            for step_ in before:
+            for step_ in [*before, "verify-right"] if while_verified else before:
                 items += _card_steps(kind, step_)
             items += [*open_channel(), Wrapped(_apdu(0x80, 0x38, I.KIND_REF[kind], 0x01, TEMP_PIN))]
-            for step_ in after:
+            for step_ in ["sign", *after] if while_verified else after:
                 items += _card_steps(kind, step_)
             wrong = Wrapped(_apdu(0x80, 0x3A, I.KIND_REF[kind], 0x00, _unblock_data(b"WRONG-TEMP-PIN!!", new)))
             right = Wrapped(_apdu(0x80, 0x3A, I.KIND_REF[kind], 0x00, _unblock_data(TEMP_PIN, new)))

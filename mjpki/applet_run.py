@@ -143,11 +143,13 @@ def load_keys(path: str | None, *, keys_option: str = "--keys", reader_option: s
 
     The options named in the messages are the CLI's unless given (the pytest plugin's are --jpki-keys, --jpki-reader).
     """
+    from mjpki.safe_load import LoadError, parse_json, read_text
+
     if path:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise KeysError(f"{keys_option} {path}: cannot read it ({exc.strerror or exc})") from None
+        try:  # a regular file of at most 64 KiB (mjpki.safe_load): a FIFO or a huge file is one line, not a hang
+            text = read_text(path, what="keys file", limit=64 * 1024)
+        except LoadError as exc:
+            raise KeysError(f"{keys_option} {path}: cannot read it ({exc})") from None
         where = f"{keys_option} {path}"
     elif os.environ.get(KEYS_ENV):
         text, where = os.environ[KEYS_ENV], f"${KEYS_ENV}"
@@ -156,9 +158,9 @@ def load_keys(path: str | None, *, keys_option: str = "--keys", reader_option: s
             f"{reader_option} needs the SE's ISD SCP03 keys: {keys_option} FILE or ${KEYS_ENV} (JSON: enc, mac, dek hex, key_version)"
         )
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise KeysError(f"{where}: not JSON ({exc.msg}, line {exc.lineno})") from None
+        data = parse_json(text, where=f"{where}: not JSON")
+    except LoadError as exc:
+        raise KeysError(str(exc)) from None
     return keys_from_json(data, where)
 
 

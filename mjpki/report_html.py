@@ -104,21 +104,25 @@ def _expect(cond: bool, path: Path, what: str) -> None:
 
 def load_result(path: Path) -> dict[str, Any]:
     """A result.json, checked for what the page uses; ReportError with one line for anything else."""
+    from mjpki.safe_load import LoadError, parse_json, read_bytes
+
     if path.is_dir():
         hint = f" (did you mean {path / 'result.json'}?)" if (path / "result.json").is_file() else ""
         raise ReportError(_one_line(f"{path} is a directory, not a result.json{hint}"))
+    # Read through mjpki.safe_load: a regular file of bounded size, JSON of bounded depth and count (docs/security.md).
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ReportError(_one_line(f"no such result file: {path}")) from None
+        raw = read_bytes(path, what="result file")
+    except LoadError as exc:
+        message = f"no such result file: {path}" if not path.exists() and not path.is_symlink() else str(exc)
+        raise ReportError(_one_line(message)) from None
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ReportError(_one_line(f"{path} is not JSON (not UTF-8 text)")) from None
-    except OSError as exc:
-        raise ReportError(_one_line(f"cannot read {path}: {exc.strerror or exc}")) from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ReportError(_one_line(f"{path} is not JSON: {exc.msg} at line {exc.lineno}")) from None
+        data = parse_json(text, where=f"{path} is not JSON")
+    except LoadError as exc:
+        raise ReportError(_one_line(str(exc))) from None
     fmt = data.get("format") if isinstance(data, dict) else None
     if fmt != RESULT_FORMAT:
         raise ReportError(
@@ -171,7 +175,8 @@ def _trace_file(result_path: Path, check: dict[str, Any]) -> tuple[Path | None, 
 
 
 def _failures(index: int, path: Path, data: dict[str, Any]) -> tuple[Failure, ...]:
-    from mjpki.spec.trace import TraceError, load_trace
+    from mjpki.safe_load import LoadError, load_trace
+    from mjpki.spec.trace import Trace
 
     out = []
     taken: set[str] = set()
@@ -183,9 +188,12 @@ def _failures(index: int, path: Path, data: dict[str, Any]) -> tuple[Failure, ..
         trace = None
         if trace_path is not None:
             try:
-                trace = load_trace(trace_path)
-            except (TraceError, OSError, UnicodeDecodeError) as exc:
+                loaded = load_trace(trace_path)
+            except LoadError as exc:
                 problem = f"trace {trace_path} could not be read: {exc}"
+            else:
+                trace = loaded if isinstance(loaded, Trace) else None
+                problem = "" if trace is not None else f"trace {trace_path} is an applet-level trace, not a system-level one"
         out.append(Failure(check=c, anchor=anchor, trace=trace, trace_path=trace_path, problem=_one_line(problem)))
     return tuple(out)
 

@@ -12,6 +12,7 @@ import json
 import re
 from pathlib import Path
 
+from mjpki.escape import terminal
 from mjpki.render import step_table
 from mjpki.spec.trace import load_trace
 
@@ -25,8 +26,11 @@ def replay_name(trace_path: Path) -> str:
 
 
 def _docstring_text(text: str) -> str:
-    """Text that sits safely inside a triple-quoted docstring."""
-    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    """Text that sits safely inside a triple-quoted docstring, whatever a hostile trace put into it."""
+    # Controls (NUL makes the file uncompilable, CR rewrites lines), lone surrogates (not encodable) and bidi overrides
+    # (which make the source read differently from what runs) become visible escapes; then backslashes and quotes are escaped
+    # so that nothing can end the docstring and no escape sequence is read in it.
+    return terminal(text, lines=True).replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _string_literal(text: str, indent: str = "    ") -> str:

@@ -2,9 +2,11 @@
 # The PC/SC stack for mjpki: pcscd with vsmartcard's vpcd readers, and `mjpki serve-se` as the virtual cards.
 #
 #   bash scripts/pcsc.sh install          as root: the Debian packages, then pyscard into .venv (the pcsc extra)
-#   bash scripts/pcsc.sh start [--demo] [--applet MODULE:CLASS]
+#   bash scripts/pcsc.sh start [--demo] [--test-keys | --keys-file FILE] [--applet MODULE:CLASS]
 #                                         write the reader config, start pcscd and serve-se (5 phone SEs + SE-DEMO);
 #                                         --applet serves that class instead of mjpki.impl.se.GpSe (docs/pcsc.md)
+#                                         the SEs' SCP03 keys: --keys-file (hex, mode 0600) or $MJPKI_PCSC_KEYS; the
+#                                         published GP test keys only with --test-keys, --demo or MJPKI_PCSC_KEYS=test
 #   bash scripts/pcsc.sh stop             stop both, by PID, and wait for pcscd to exit
 #   bash scripts/pcsc.sh status           what is running, and the readers pcscd offers
 #
@@ -129,10 +131,14 @@ cmd_start() {
     while [ $# -gt 0 ]; do
         case "$1" in
             --demo) opts+=(--demo) ;;
+            --test-keys) opts+=(--test-keys) ;;
+            --keys-file) [ $# -ge 2 ] || { echo "pcsc.sh start: --keys-file needs FILE" >&2; exit 2; }
+                opts+=(--keys-file "$(cd "$CALLER_DIR" && realpath -- "$2")"); shift ;;
             --applet) [ $# -ge 2 ] || { echo "pcsc.sh start: --applet needs MODULE:CLASS" >&2; exit 2; }
                 applet="$2"; shift ;;
             --applet=*) applet="${1#--applet=}" ;;
-            *) echo "pcsc.sh start: unknown option $1 (usage: start [--demo] [--applet MODULE:CLASS])" >&2; exit 2 ;;
+            *) echo "pcsc.sh start: unknown option $1 (usage: start [--demo] [--test-keys | --keys-file FILE] [--applet MODULE:CLASS])" >&2
+               exit 2 ;;
         esac
         shift
     done
@@ -206,5 +212,6 @@ case "${1:-}" in
     start) shift; cmd_start "$@" ;;
     stop) cmd_stop ;;
     status) cmd_status ;;
-    *) echo "usage: bash scripts/pcsc.sh install | start [--demo] [--applet MODULE:CLASS] | stop | status" >&2; exit 2 ;;
+    *) echo "usage: bash scripts/pcsc.sh install | start [--demo] [--test-keys | --keys-file FILE] [--applet MODULE:CLASS] | stop | status" >&2
+       exit 2 ;;
 esac

@@ -10,18 +10,18 @@ from mjpki.adapters.applet import AppletAdapter, AppletAdapterError, ReferenceAp
 from mjpki.adapters.applet_checks import CHECKS, render, run_checks
 from mjpki.impl.scp03 import StaticKeys
 from mjpki.impl.se import GpSe
-from mjpki.impl.serve_se import DEFAULT_KEYS
+from mjpki.impl.serve_se import TEST_KEYS
 from mjpki.spec.domain import Kind
 
 
 def _fresh() -> ReferenceApplet:
-    return ReferenceApplet(GpSe("SE-CHECK", DEFAULT_KEYS))
+    return ReferenceApplet(GpSe("SE-CHECK", TEST_KEYS))
 
 
 def test_the_reference_applet_passes_every_check() -> None:
     adapter = _fresh()
     assert isinstance(adapter, AppletAdapter)
-    results = run_checks(adapter, DEFAULT_KEYS)
+    results = run_checks(adapter, TEST_KEYS)
     assert [r.id for r in results] == [c[0] for c in CHECKS]
     assert all(r.passed for r in results), render(results)
     assert render(results).endswith(f"{len(CHECKS)}/{len(CHECKS)} checks passed")
@@ -29,8 +29,8 @@ def test_the_reference_applet_passes_every_check() -> None:
 
 def test_the_retry_limits_go_with_install() -> None:
     """The checks install the applet with their limits in C9: a fresh SE of other defaults takes them."""
-    adapter = ReferenceApplet(GpSe("SE-CHECK", DEFAULT_KEYS))
-    assert all(r.passed for r in run_checks(adapter, DEFAULT_KEYS, auth_tries=4, signing_tries=7))
+    adapter = ReferenceApplet(GpSe("SE-CHECK", TEST_KEYS))
+    assert all(r.passed for r in run_checks(adapter, TEST_KEYS, auth_tries=4, signing_tries=7))
     assert adapter.se.max_tries(Kind.AUTH) == 4 and adapter.se.max_tries(Kind.SIGNING) == 7
 
     class IgnoresC9(_Faulty):
@@ -71,7 +71,7 @@ class _Faulty:
         self.inner.close()
 
 
-def _failed(adapter: AppletAdapter, keys: StaticKeys = DEFAULT_KEYS, tries: tuple[int, int] = (3, 5)) -> set[str]:
+def _failed(adapter: AppletAdapter, keys: StaticKeys = TEST_KEYS, tries: tuple[int, int] = (3, 5)) -> set[str]:
     return {r.id for r in run_checks(adapter, keys, auth_tries=tries[0], signing_tries=tries[1]) if not r.passed}
 
 

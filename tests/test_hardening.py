@@ -7,6 +7,7 @@
 - Hostile traces and known-failures files: one line and exit 2, never a traceback, a hang or minutes of work; terminal
   output with control characters escaped; Markdown reports with nothing a trace says read as HTML or Markdown.
 - `--out`, `--db`, `--markdown` checked before the run spends its time.
+- `replay --emit-pytest`: a hostile trace title is data in the generated file, never code or a broken file.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import pytest
 
 from mjpki import escape
 from mjpki.cli import main
-from mjpki.impl.serve_se import DEFAULT_KEYS, SeStore, UnsafePathError, private_dir, write_pcscd_config
+from mjpki.impl.serve_se import TEST_KEYS, SeStore, UnsafePathError, private_dir, write_pcscd_config
 from mjpki.known_failures import KnownFailuresError, load_known_failures
 from mjpki.mermaid import escape as mermaid_escape
 from mjpki.mermaid import markdown_report
@@ -84,7 +85,7 @@ def test_a_stale_temporary_file_or_a_link_never_receives_the_se(tmp_path: Path) 
     os.link(victim, state / "se-SE-X.tmp")  # a stale temporary file that is a hard link to a file others can read
     (state / "se-SE-X.json").write_text("{}")
     os.chmod(state / "se-SE-X.json", 0o644)  # an old state file, world-readable
-    store = SeStore.open(state / "se-SE-X.json", se_id="SE-X", keys=DEFAULT_KEYS, fresh=True)
+    store = SeStore.open(state / "se-SE-X.json", se_id="SE-X", keys=TEST_KEYS, fresh=True)
     store.save()
     assert victim.read_bytes() == b"", "the SE's memory went through the planted link"
     assert _mode(state / "se-SE-X.json") == 0o600
@@ -98,7 +99,7 @@ def test_the_state_file_is_not_followed_when_it_is_a_link(tmp_path: Path) -> Non
     elsewhere.write_text("{}")
     (state / "se-SE-X.json").symlink_to(elsewhere)
     with pytest.raises(UnsafePathError, match="symbolic link"):
-        SeStore.open(state / "se-SE-X.json", se_id="SE-X", keys=DEFAULT_KEYS)
+        SeStore.open(state / "se-SE-X.json", se_id="SE-X", keys=TEST_KEYS)
 
 
 def test_the_pcscd_configuration_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -519,3 +520,40 @@ def _no_stray_umask() -> Iterator[None]:
     os.umask(before)
     yield
     os.umask(before)
+
+
+# --- the generated pytest file (`replay --emit-pytest`) ------------------------------------------------------------
+
+
+HOSTILE_TITLES = (
+    '"""\nimport os; os.system("echo pwned")\n"""',  # ends the docstring, then code
+    'x\\"""; raise SystemExit  #',  # a backslash before the quotes
+    "\x00 NUL \r CR \x1b[2J \u202e bidi \ud800 surrogate \u2028 LS",  # uncompilable, unencodable or misleading source
+    "\\N{oops} \\x \\u12",  # escape sequences that do not compile in a normal string
+    'ends in a quote"',
+)
+
+
+@pytest.mark.parametrize("title", HOSTILE_TITLES)
+def test_emit_pytest_embeds_a_hostile_title_as_data(tmp_path: Path, trace_doc: dict[str, Any], title: str) -> None:
+    """The trace's title and step texts can neither break the generated file nor add code to it (issue 12)."""
+    import ast
+
+    from mjpki.standalone import standalone_test
+
+    doc = json.loads(json.dumps(trace_doc))
+    doc["title"] = title
+    path = _write(tmp_path / "t.json", json.dumps(doc))
+    source = standalone_test(path, adapter="mjpki.adapters.reference:factory")
+    source.encode("utf-8")  # writable as a file
+    module = ast.parse(source)  # compiles
+    kinds = [type(node).__name__ for node in module.body]
+    assert kinds == ["Expr", "ImportFrom", "Import", "Import", "ImportFrom", "ImportFrom", "ImportFrom", "ImportFrom"] + ["Assign"] * 3 + [
+        "FunctionDef"
+    ]
+    docstring = ast.get_docstring(module, clean=False) or ""
+    assert all(escape.terminal(line) in docstring for line in title.split("\n"))  # shown, escaped
+    assert not re.search(r"[\x00\x0d\x1b\u202e\u2028\ud800]", docstring)
+    namespace: dict[str, Any] = {}
+    exec(compile(ast.Module(body=module.body[8:11], type_ignores=[]), "generated", "exec"), namespace)  # the constants only
+    assert json.loads(namespace["TRACE_JSON"])["title"] == title  # the trace itself is embedded exactly

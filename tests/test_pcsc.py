@@ -25,7 +25,7 @@ from mjpki.adapters.applet import AppletAdapter, AppletAdapterError
 from mjpki.adapters.applet_checks import render, run_checks
 from mjpki.adapters.pcsc_system import PcscSeLink, factory
 from mjpki.impl.se_apdu import JPKI_ATR, compute_signature
-from mjpki.impl.serve_se import DEFAULT_KEYS, DemoCard, personalise_demo
+from mjpki.impl.serve_se import TEST_KEYS, DemoCard, personalise_demo
 from mjpki.impl.system import OFFICIAL_APP_HASH, digest_info
 from mjpki.lockstep import Lockstep, lockstep_machine
 from mjpki.scenarios import SCENARIOS, base_world
@@ -92,7 +92,7 @@ def test_reader_not_found_lists_the_readers(stack: Stack) -> None:
 def test_applet_checks_pass_over_pcsc(stack: Stack) -> None:
     card = _reader()
     try:
-        results = run_checks(card, DEFAULT_KEYS)
+        results = run_checks(card, TEST_KEYS)
     finally:
         card.close()
     assert all(r.passed for r in results), render(results) + "\n" + stack.log()
@@ -130,8 +130,8 @@ def personalised_reader() -> AppletAdapter:
 def _demo_card() -> DemoCard:
     link = PcscSeLink("SE-DEMO", {OFFICIAL_APP_HASH: _reader()})
     try:
-        link.check_and_wipe(DEFAULT_KEYS)
-        return personalise_demo(link, keys=DEFAULT_KEYS, signing_pin="ABC123", auth_pin="1234")
+        link.check_and_wipe(TEST_KEYS)
+        return personalise_demo(link, keys=TEST_KEYS, signing_pin="ABC123", auth_pin="1234")
     finally:
         link.close()
 

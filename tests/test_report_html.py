@@ -267,6 +267,10 @@ def test_a_result_from_before_coverage_and_a_missing_trace_still_make_a_page(run
         (lambda d: _write(d / "r.json", _minimal(requirements=[])), "requirements must map IDs to objects"),
         (lambda d: _write(d / "r.json", _minimal(coverage={"declared": {"Apply": "ACCEPTED"}})), "coverage.declared"),
         (lambda d: _write(d / "r.json", _minimal(system=None)), "system must be a string"),
+        # mjpki.safe_load's limits (issue 12): depth, integer size, NaN
+        (lambda d: _write(d / "r.json", "[" * 200 + "]" * 200), "nested deeper than 64 levels"),
+        (lambda d: _write(d / "r.json", '{"format": ' + "9" * 5000 + "}"), "refused an integer of 5000 digits"),
+        (lambda d: _write(d / "r.json", '{"format": NaN}'), "refused NaN"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(make, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]

@@ -26,7 +26,7 @@ from mjpki.impl.se_tsm import Tsm
 from mjpki.impl.serve_se import (
     CTRL_ATR,
     CTRL_RESET,
-    DEFAULT_KEYS,
+    TEST_KEYS,
     AppletError,
     SeStore,
     check_applet,
@@ -172,13 +172,13 @@ def test_check_applet_takes_gpse_its_subclasses_and_factories(tmp_path: Path) ->
         check_applet(factory, "m:factory")  # a factory function needs a from_snapshot of its own
     factory.from_snapshot = HidesFromReaders.from_snapshot  # type: ignore[attr-defined]
     applet = check_applet(factory, "m:factory")
-    made = SeStore.open(tmp_path / "se.json", se_id="SE-F", keys=DEFAULT_KEYS, applet=applet)
-    restored = SeStore.open(tmp_path / "se.json", se_id="SE-F", keys=DEFAULT_KEYS, applet=applet)
+    made = SeStore.open(tmp_path / "se.json", se_id="SE-F", keys=TEST_KEYS, applet=applet)
+    restored = SeStore.open(tmp_path / "se.json", se_id="SE-F", keys=TEST_KEYS, applet=applet)
     assert type(made.se) is type(restored.se) is HidesFromReaders
 
 
 def test_a_crashing_applet_answers_6f00_and_stays_in_the_reader(tmp_path: Path) -> None:
-    store = SeStore.open(tmp_path / "se.json", se_id="SE-CRASH", keys=DEFAULT_KEYS, applet=Crashes)
+    store = SeStore.open(tmp_path / "se.json", se_id="SE-CRASH", keys=TEST_KEYS, applet=Crashes)
     assert isinstance(store.se, Crashes)
     assert store.exchange(None, bytes.fromhex("00EE000000")) == A.SW_UNKNOWN  # raised
     assert store.exchange(None, bytes.fromhex("00EF000000")) == A.SW_UNKNOWN  # no status word
@@ -191,7 +191,7 @@ def test_a_crashing_applet_answers_6f00_and_stays_in_the_reader(tmp_path: Path) 
 
 def _applet_installed(transmit: Any) -> bool:
     """Over SCP03 to the ISD (which any caller reaches): GET STATUS of the JPKI applet."""
-    tsm = Tsm(transmit, DEFAULT_KEYS)
+    tsm = Tsm(transmit, TEST_KEYS)
     tsm.open_isd()
     return tsm.applet_present()
 

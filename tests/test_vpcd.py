@@ -26,7 +26,7 @@ from mjpki.impl.serve_se import (
     CTRL_OFF,
     CTRL_ON,
     CTRL_RESET,
-    DEFAULT_KEYS,
+    TEST_KEYS,
     SeStore,
     handle_message,
     parse_keys,
@@ -44,8 +44,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def demo_se() -> GpSe:
     """An SE personalised through the reference system's issuance flow (PINs 1234 / ABC123)."""
-    se = GpSe("SE-DEMO", DEFAULT_KEYS)
-    card = personalise_demo(se, keys=DEFAULT_KEYS)
+    se = GpSe("SE-DEMO", TEST_KEYS)
+    card = personalise_demo(se, keys=TEST_KEYS)
     assert set(card.certificates) == {Kind.AUTH, Kind.SIGNING}
     return se
 
@@ -75,22 +75,22 @@ def test_control_messages(demo_se: GpSe) -> None:
 def test_store_persists_and_refuses_another_se(tmp_path: Path, demo_se: GpSe) -> None:
     path = tmp_path / "se-SE-DEMO.json"
     path.write_text(json.dumps(demo_se.snapshot()))
-    store = SeStore.open(path, se_id="SE-DEMO", keys=DEFAULT_KEYS)
+    store = SeStore.open(path, se_id="SE-DEMO", keys=TEST_KEYS)
     # a wrong PIN is non-volatile: written at once
     assert store.exchange(None, bytes.fromhex(SELECT_JPKI)) == A.SW_OK
     assert store.exchange(None, bytes.fromhex("00A4020C020018")) == A.SW_OK
     assert store.exchange(None, bytes.fromhex("002000800430303030")) == b"\x63\xc2"
     assert os.stat(path).st_mode & 0o777 == 0o600  # it holds the private keys
-    again = SeStore.open(path, se_id="SE-DEMO", keys=DEFAULT_KEYS)
+    again = SeStore.open(path, se_id="SE-DEMO", keys=TEST_KEYS)
     assert again.se.status().slots[Kind.AUTH].tries_left == 2
     with pytest.raises(ValueError, match="holds SE 'SE-DEMO'"):
-        SeStore.open(path, se_id="SE-0001", keys=DEFAULT_KEYS)
-    fresh = SeStore.open(path, se_id="SE-DEMO", keys=DEFAULT_KEYS, fresh=True)
+        SeStore.open(path, se_id="SE-0001", keys=TEST_KEYS)
+    fresh = SeStore.open(path, se_id="SE-DEMO", keys=TEST_KEYS, fresh=True)
     assert not fresh.se.applet_present
 
 
 def test_parse_keys() -> None:
-    assert parse_keys("404142434445464748494A4B4C4D4E4F") == DEFAULT_KEYS
+    assert parse_keys("404142434445464748494A4B4C4D4E4F") == TEST_KEYS
     three = parse_keys("11" * 16 + "22" * 16 + "33" * 16)
     assert (three.enc, three.mac, three.dek) == (b"\x11" * 16, b"\x22" * 16, b"\x33" * 16)
     for bad in ("zz", "40" * 15):
@@ -118,11 +118,11 @@ def test_reader_conf_gives_every_phone_its_own_driver_copy(tmp_path: Path, monke
 def test_se_links_plug_in_and_are_checked() -> None:
     world = base_world()
     with pytest.raises(ValueError, match="isd_keys"):
-        ReferenceSystem(world, se_links={"D1": GpSe("SE-0001", DEFAULT_KEYS)})
+        ReferenceSystem(world, se_links={"D1": GpSe("SE-0001", TEST_KEYS)})
     with pytest.raises(ValueError, match="phones the world does not have"):
-        ReferenceSystem(world, isd_keys=DEFAULT_KEYS, se_links={"D9": GpSe("SE-0009", DEFAULT_KEYS)})
-    mine = GpSe("SE-0001", DEFAULT_KEYS)
-    system = ReferenceSystem(world, isd_keys=DEFAULT_KEYS, se_links={"D1": mine})
+        ReferenceSystem(world, isd_keys=TEST_KEYS, se_links={"D9": GpSe("SE-0009", TEST_KEYS)})
+    mine = GpSe("SE-0001", TEST_KEYS)
+    system = ReferenceSystem(world, isd_keys=TEST_KEYS, se_links={"D1": mine})
     try:
         assert system.ses["D1"] is mine and system.ses["D2"] is not mine
         assert system._slots("D1") == {} and not system._applet_present("D1")
@@ -264,14 +264,14 @@ def test_serve_se_phone_channels_carry_the_callers(tmp_path: Path) -> None:
     try:
         official.accept()
         other.accept()
-        tsm = Tsm(official.ask, DEFAULT_KEYS)
+        tsm = Tsm(official.ask, TEST_KEYS)
         tsm.open_isd()
         assert tsm.read_se_id_isd() == "SE-0001"
         tsm.install_applet()
         tsm.store_access_rules({A.JPKI_AID: [OFFICIAL_APP_HASH]})
         assert official.ask(bytes.fromhex(SELECT_JPKI)) == A.SW_OK
         assert other.ask(bytes.fromhex(SELECT_JPKI)) == A.SW_SECURITY_STATUS  # ACL-1: not the official app
-        other_tsm = Tsm(other.ask, DEFAULT_KEYS)
+        other_tsm = Tsm(other.ask, TEST_KEYS)
         other_tsm.open_isd()  # the ISD admits any caller: the same SE answers on both channels
         assert other_tsm.read_se_id_isd() == "SE-0001"
     finally:

@@ -33,6 +33,7 @@ __all__ = [
     "SPKI_LEN",
     "SECURITY_LEVELS",
     "TSM_LEVEL",
+    "AUTHENTICATION_LIMIT",
     "StatusWord",
     "STATUS_WORDS",
     "Rule",
@@ -69,6 +70,8 @@ SECURITY_LEVELS: Final = (0x01, 0x03, 0x11, 0x13, 0x33)
 """EXTERNAL AUTHENTICATE levels the SE accepts; others get 6A86."""
 TSM_LEVEL: Final = 0x03
 """Card management and TSM commands need C-MAC and C-DECRYPTION (level & 03 == 03)."""
+AUTHENTICATION_LIMIT: Final = 64
+"""Failed EXTERNAL AUTHENTICATEs in a row (per security domain) after which INITIALIZE UPDATE answers 6983 (ASM-SCP03-LOCKOUT)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,7 +91,10 @@ STATUS_WORDS: Final = (
     StatusWord(sw="6881", meaning="logical channel not supported (channels 1-3, MANAGE CHANNEL)"),
     StatusWord(sw="6981", meaning="READ BINARY on a key or PIN EF"),
     StatusWord(sw="6982", meaning="security status not satisfied: access rule, no/insufficient SCP03, SM failure, PIN not verified"),
-    StatusWord(sw="6983", meaning="authentication method blocked: PIN locked or temporarily blocked; temporary PIN spent"),
+    StatusWord(
+        sw="6983",
+        meaning="authentication method blocked: PIN locked or temporarily blocked; temporary PIN spent; SCP03 key set blocked",
+    ),
     StatusWord(sw="6984", meaning="reference data not usable: no PIN set for this kind"),
     StatusWord(sw="6985", meaning="conditions not satisfied"),
     StatusWord(sw="6986", meaning="command not allowed: no current EF, or not the right kind of EF"),
@@ -130,7 +136,7 @@ RULES: Final[dict[str, Rule]] = {
         _r("switch-caller", "another app (or a reader) sends from now on", "", "runtime", ""),
         _r("select-aid", "SELECT by AID", "00 A4", "runtime", "9000 6A82 6A86 6982", "ACL-1"),  # ACL-1 only for the applet
         _r("acl", "access rule checked on every command to the applet", "", "applet", "6982", "ACL-1"),
-        _r("initialize-update", "SCP03 INITIALIZE UPDATE", "80 50", "SD", "9000 6A88 6A86 6700 6E00", "ISS-9"),
+        _r("initialize-update", "SCP03 INITIALIZE UPDATE", "80 50", "SD", "9000 6A88 6A86 6700 6E00 6983", "ISS-9"),
         _r("external-authenticate", "SCP03 EXTERNAL AUTHENTICATE", "84 82", "SD", "9000 6300 6982 6985 6A86 6700 6E00", "ISS-9"),
         _r("secure-messaging", "wrapped command: C-MAC checked, session ended on failure", "84", "SD", "6982", "ISS-9"),
         _r("security-level", "card management and TSM commands need SCP03 at level 03 or higher", "", "SD", "6982", "ISS-9"),

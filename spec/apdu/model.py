@@ -412,6 +412,8 @@ def _initialize_update(w: _Work, domain: Domain, cmd: _Apdu) -> _Answer:
         raise _sw(rule, "6A86")
     if len(cmd.data) != 8:
         raise _sw(rule, "6700")
+    if w.session(domain).failures >= I.AUTHENTICATION_LIMIT:
+        raise _sw(rule, "6983")  # the key set is blocked for good (ASM-SCP03-LOCKOUT): no challenge, the counter stays
     w.set_session(domain, replace(w.session(domain), pending=True))
 
     def bind(w: _Work, obs: Observed) -> list[str]:
@@ -445,11 +447,15 @@ def _external_authenticate(w: _Work, domain: Domain, cmd: _Apdu, ext_auth: ExtAu
         raise _sw(rule, "6700")
     if cmd.p1 not in I.SECURITY_LEVELS or cmd.p2 != 0x00:
         raise _sw(rule, "6A86")
+    # A wrong cryptogram or C-MAC is a failed authentication, counted until the next success (ASM-SCP03-LOCKOUT).
+    failed = replace(w.session(domain), failures=session.failures + 1)
     if ext_auth is None or not ext_auth.cryptogram_ok:
+        w.set_session(domain, failed)
         raise _sw(rule, "6300")  # the cryptogram is checked before the C-MAC
     if not ext_auth.mac_ok:
+        w.set_session(domain, failed)
         raise _sw(rule, "6982")
-    w.set_session(domain, replace(w.session(domain), level=cmd.p1))
+    w.set_session(domain, replace(w.session(domain), level=cmd.p1, failures=0))
     return _Answer(rule, SW_OK)
 
 

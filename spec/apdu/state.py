@@ -52,6 +52,8 @@ class Session:
     host_ahead: bool = False
     """A wrapped command was refused before the card verified it (ACL-1), so the host's MAC chaining has moved on and
     the card's has not: the next wrapped command cannot verify."""
+    failures: int = 0
+    """Failed EXTERNAL AUTHENTICATEs since the last successful one (non-volatile; ASM-SCP03-LOCKOUT)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
