@@ -2,6 +2,7 @@
 
     mjpki run --adapter mjpki.adapters.reference:factory
     pytest --jpki-adapter=mjpki.adapters.reference:factory
+    mjpki serve-system --adapter mjpki.adapters.reference:served   # the default: CRLs and OCSP served too
 
 `ReferenceSystem` implements `SystemAdapter` itself; this module only names the factory.
 Every system starts with fresh records (in memory, or in a file through `factory_with_db`);
@@ -16,12 +17,18 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from mjpki.adapters.artefacts import Artefacts
 from mjpki.adapters.system import AdapterFactory
-from mjpki.impl.ca import JpkiCa
+from mjpki.impl.ca import JpkiCa, PublicationPoints
+from mjpki.impl.publish_server import ConfinedSystem, PublishServer
 from mjpki.impl.system import ReferenceSystem
+from mjpki.spec.actions import Action
+from mjpki.spec.domain import Kind
+from mjpki.spec.observe import Observation
+from mjpki.spec.outcome import Outcome
 from mjpki.spec.world import World
 
-__all__ = ["factory", "factory_with_db"]
+__all__ = ["factory", "factory_with_db", "factory_with_points", "served", "ServedSystem"]
 
 
 @cache
@@ -43,6 +50,18 @@ def factory(world: World) -> ReferenceSystem:
     return ReferenceSystem(world, ca=_ca(), card_keys=_keys(world))
 
 
+def factory_with_points(points: PublicationPoints) -> AdapterFactory:
+    """A factory whose systems' certificates name these CRL and OCSP URLs (a served system, mjpki.impl.publish_server)."""
+    base = _ca()
+    # The same CA keys, certificates re-made to name the CRL over themselves at these points (key generation is the slow part).
+    ca = JpkiCa.generate(signing_key=base.ca(Kind.SIGNING).key, auth_key=base.ca(Kind.AUTH).key, points=points)
+
+    def make(world: World) -> ReferenceSystem:
+        return ReferenceSystem(world, ca=ca, card_keys=_keys(world))
+
+    return make
+
+
 def factory_with_db(db_path: str | Path) -> AdapterFactory:
     """A factory whose systems keep their records in the SQLite file db_path (removed first: each system starts fresh)."""
     path = Path(db_path)
@@ -52,3 +71,49 @@ def factory_with_db(db_path: str | Path) -> AdapterFactory:
         return ReferenceSystem(world, db_path=path, ca=_ca(), card_keys=_keys(world))
 
     return make
+
+
+class ServedSystem:
+    """A reference system whose CRL distribution points and OCSP responder are live on 127.0.0.1, at the URLs its certificates name.
+
+    Each system gets a server of its own on a free port, so concurrent sessions of `mjpki serve-system` never mix their
+    publications; a relying party (openssl, a browser, a verifier under test) reaches them from the certificates alone.
+    """
+
+    def __init__(self, world: World) -> None:
+        self.server = PublishServer()
+        try:
+            # SQLite connections belong to the thread that opened them; the server's threads call the system too.
+            self._system = ConfinedSystem(lambda: factory_with_points(self.server.points)(world))
+        except BaseException:
+            self.server.close()
+            raise
+        self.server.serve(self._system)
+
+    def step(self, action: Action) -> Outcome:
+        """The reference's step."""
+        return self._system.step(action)
+
+    def observation(self) -> Observation:
+        """The reference's observation."""
+        return self._system.observation()
+
+    def artefacts(self) -> Artefacts:
+        """The reference's CA certificates, issued certificates and current CRLs (the same the server serves)."""
+        return self._system.artefacts()
+
+    def ocsp(self, request: bytes) -> bytes:
+        """The reference's OCSP answer (the same the server gives)."""
+        return self._system.ocsp(request)
+
+    def close(self) -> None:
+        """Stop serving, then close the system."""
+        try:
+            self.server.close()
+        finally:
+            self._system.close()
+
+
+def served(world: World) -> ServedSystem:
+    """A fresh reference system with its CRLs and OCSP responder served over HTTP on 127.0.0.1 (`mjpki serve-system`'s default)."""
+    return ServedSystem(world)

@@ -23,7 +23,8 @@ for documentation (so it can never clash with a real policy):
 Key usage is the same for both profiles (CA-3): signing digitalSignature + nonRepudiation,
 auth digitalSignature. Each kind and profile has its own CRL distribution point and OCSP URL
 (CA-4), under the reserved .invalid domain: http://crl.jpki.invalid/{sign|auth}/{card|phone}.crl
-and http://ocsp.jpki.invalid/{sign|auth}/{card|phone}. As card and phone CRLs come from the same
+and http://ocsp.jpki.invalid/{sign|auth}/{card|phone} by default, or under a served base URL (PublicationPoints.served,
+mjpki.impl.publish_server), where a CA certificate also names the CRL over itself. As card and phone CRLs come from the same
 CA name and key, each CRL is a partitioned CRL and carries a critical issuingDistributionPoint
 naming its URL, so a verifier cannot take the card CRL for the status of a phone certificate.
 
@@ -83,6 +84,8 @@ __all__ = [
     "KEY_SIZE",
     "CA_NOT_BEFORE",
     "CA_NOT_AFTER",
+    "PublicationPoints",
+    "DEFAULT_POINTS",
     "crl_url",
     "ocsp_url",
     "ca_name",
@@ -148,14 +151,54 @@ _CA_CN = MappingProxyType({Kind.SIGNING: "mjpki reference signing CA", Kind.AUTH
 _SIGNATURE_HASH = hashes.SHA256()  # with RSA keys: sha256WithRSAEncryption, PKCS#1 v1.5 (CA-5)
 
 
-def crl_url(*, kind: Kind, profile: Profile) -> str:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublicationPoints:
+    """Where the CA publishes: the base URLs of its CRL distribution points and OCSP responders (CA-4).
+
+    The default names the reserved .invalid domain (nothing answers there); `served(base)` names a real endpoint such
+    as mjpki.impl.publish_server's, e.g. http://127.0.0.1:8123/crl/sign/phone.crl and http://127.0.0.1:8123/ocsp/sign/phone.
+    """
+
+    crl_base: str = "http://crl.jpki.invalid"
+    ocsp_base: str = "http://ocsp.jpki.invalid"
+
+    def __post_init__(self) -> None:
+        for name in ("crl_base", "ocsp_base"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.startswith(("http://", "https://")) or value.endswith("/"):
+                raise ValueError(f"PublicationPoints.{name} must be an http(s) URL without a trailing slash, got {value!r}")
+
+    @classmethod
+    def served(cls, base: str) -> PublicationPoints:
+        """The points of a server at base (e.g. http://127.0.0.1:8123): CRLs under /crl, OCSP under /ocsp."""
+        base = base.rstrip("/")
+        return cls(crl_base=f"{base}/crl", ocsp_base=f"{base}/ocsp")
+
+    def crl(self, *, kind: Kind, profile: Profile) -> str:
+        """The CRL distribution point of certificates of this kind and profile (CA-4)."""
+        return f"{self.crl_base}/{_KIND_PATH[kind]}/{profile.value}.crl"
+
+    def ocsp(self, *, kind: Kind, profile: Profile) -> str:
+        """The OCSP responder URL of certificates of this kind and profile (CA-4)."""
+        return f"{self.ocsp_base}/{_KIND_PATH[kind]}/{profile.value}"
+
+    def ca_crl(self, kind: Kind) -> str:
+        """The distribution point of the CRL over the CA certificate of this kind itself."""
+        return f"{self.crl_base}/{_KIND_PATH[kind]}/ca.crl"
+
+
+DEFAULT_POINTS = PublicationPoints()
+"""The publication points under the reserved .invalid domain, for a CA that is not served."""
+
+
+def crl_url(*, kind: Kind, profile: Profile, points: PublicationPoints = DEFAULT_POINTS) -> str:
     """The CRL distribution point of certificates of this kind and profile (CA-4)."""
-    return f"http://crl.jpki.invalid/{_KIND_PATH[kind]}/{profile.value}.crl"
+    return points.crl(kind=kind, profile=profile)
 
 
-def ocsp_url(*, kind: Kind, profile: Profile) -> str:
+def ocsp_url(*, kind: Kind, profile: Profile, points: PublicationPoints = DEFAULT_POINTS) -> str:
     """The OCSP responder URL of certificates of this kind and profile (CA-4)."""
-    return f"http://ocsp.jpki.invalid/{_KIND_PATH[kind]}/{profile.value}"
+    return points.ocsp(kind=kind, profile=profile)
 
 
 def ca_name(kind: Kind) -> x509.Name:
@@ -280,8 +323,12 @@ class IssuingCa:
         key: rsa.RSAPrivateKey | None = None,
         not_before: datetime = CA_NOT_BEFORE,
         not_after: datetime = CA_NOT_AFTER,
+        crl_point: str | None = None,
     ) -> IssuingCa:
-        """A CA of this kind with a self-signed certificate; generates an RSA-2048 key unless one is given."""
+        """A CA of this kind with a self-signed certificate; generates an RSA-2048 key unless one is given.
+
+        crl_point: the distribution point of the CRL over this CA certificate, written into it as a CRLDP (a verifier
+        that checks every certificate of the path, `openssl verify -crl_check_all -crl_download`, fetches it there)."""
         if key is None:
             key = rsa.generate_private_key(public_exponent=_PUBLIC_EXPONENT, key_size=KEY_SIZE)
         _check_rsa_2048(key.public_key(), what="the CA key")
@@ -303,9 +350,10 @@ class IssuingCa:
             .add_extension(_key_usage(key_cert_sign=True), critical=True)
             .add_extension(ski, critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
-            .sign(key, _SIGNATURE_HASH)
         )
-        return cls(kind=kind, key=key, certificate=certificate)
+        if crl_point is not None:
+            certificate = certificate.add_extension(_distribution_points(crl_point), critical=False)
+        return cls(kind=kind, key=key, certificate=certificate.sign(key, _SIGNATURE_HASH))
 
     def to_pem(self, *, password: bytes | None = None) -> CaPem:
         """The key (PKCS#8, encrypted with the password if given) and the certificate as PEM."""
@@ -335,7 +383,13 @@ class IssuingCa:
 class JpkiCa:
     """The JPKI system's two CAs: issues certificates and builds CRLs and OCSP responses from the caller's records."""
 
-    def __init__(self, *, signing: IssuingCa, auth: IssuingCa, issued_serials: Iterable[int] = ()) -> None:
+    def __init__(
+        self, *, signing: IssuingCa, auth: IssuingCa, issued_serials: Iterable[int] = (), points: PublicationPoints = DEFAULT_POINTS
+    ) -> None:
+        if not isinstance(points, PublicationPoints):
+            raise TypeError(f"points must be a PublicationPoints, got {points!r}")
+        self.points = points
+        """Where this CA publishes: the URLs its certificates name and its CRLs' issuingDistributionPoints carry."""
         if signing.kind is not Kind.SIGNING or auth.kind is not Kind.AUTH:
             raise ValueError(f"pass the signing CA as signing= and the auth CA as auth= (got {signing.kind.value}, {auth.kind.value})")
         if signing.key.public_key() == auth.key.public_key():
@@ -353,12 +407,17 @@ class JpkiCa:
         auth_key: rsa.RSAPrivateKey | None = None,
         not_before: datetime = CA_NOT_BEFORE,
         not_after: datetime = CA_NOT_AFTER,
+        points: PublicationPoints | None = None,
     ) -> JpkiCa:
-        """Both CAs, from the given keys or fresh RSA-2048 keys; same keys and dates give the same certificates."""
-        return cls(
-            signing=IssuingCa.create(kind=Kind.SIGNING, key=signing_key, not_before=not_before, not_after=not_after),
-            auth=IssuingCa.create(kind=Kind.AUTH, key=auth_key, not_before=not_before, not_after=not_after),
-        )
+        """Both CAs, from the given keys or fresh RSA-2048 keys; same keys, dates and points give the same certificates.
+
+        With points (a served CA), each CA certificate names the distribution point of the CRL over itself."""
+
+        def make(kind: Kind, key: rsa.RSAPrivateKey | None) -> IssuingCa:
+            point = None if points is None else points.ca_crl(kind)
+            return IssuingCa.create(kind=kind, key=key, not_before=not_before, not_after=not_after, crl_point=point)
+
+        return cls(signing=make(Kind.SIGNING, signing_key), auth=make(Kind.AUTH, auth_key), points=points or DEFAULT_POINTS)
 
     @classmethod
     def from_pem(cls, *, signing: CaPem, auth: CaPem, issued_serials: Iterable[int] = (), password: bytes | None = None) -> JpkiCa:
@@ -378,6 +437,10 @@ class JpkiCa:
         if not isinstance(kind, Kind):
             raise TypeError(f"expected a Kind, got {kind!r}")
         return self._cas[kind]
+
+    def names_issuer(self, request: ocsp.OCSPRequest, *, kind: Kind) -> bool:
+        """True if the OCSP request's CertID names the CA of this kind as issuer."""
+        return _names_issuer(request, self.ca(kind))
 
     @property
     def issued_serials(self) -> frozenset[int]:
@@ -458,16 +521,7 @@ class JpkiCa:
                 critical=False,
             )
             .add_extension(
-                x509.CRLDistributionPoints(
-                    [
-                        x509.DistributionPoint(
-                            full_name=[x509.UniformResourceIdentifier(crl_url(kind=kind, profile=profile))],
-                            relative_name=None,
-                            reasons=None,
-                            crl_issuer=None,
-                        )
-                    ]
-                ),
+                _distribution_points(self.points.crl(kind=kind, profile=profile)),
                 critical=False,
             )
             .add_extension(
@@ -475,7 +529,7 @@ class JpkiCa:
                     [
                         x509.AccessDescription(
                             x509.AuthorityInformationAccessOID.OCSP,
-                            x509.UniformResourceIdentifier(ocsp_url(kind=kind, profile=profile)),
+                            x509.UniformResourceIdentifier(self.points.ocsp(kind=kind, profile=profile)),
                         )
                     ]
                 ),
@@ -527,7 +581,7 @@ class JpkiCa:
                 raise ValueError(
                     f"serial {entry.serial} was revoked at {entry.revoked_at}, after this_update {this_update}: leave it for the next CRL"
                 )
-        url = crl_url(kind=kind, profile=profile)
+        url = self.points.crl(kind=kind, profile=profile)
         ca_ski = ca.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         builder = (
             x509.CertificateRevocationListBuilder()
@@ -556,6 +610,39 @@ class JpkiCa:
                 revoked = revoked.add_extension(x509.CRLReason(code), critical=False)
             builder = builder.add_revoked_certificate(revoked.build())
         return builder.sign(ca.key, _SIGNATURE_HASH)
+
+    def build_ca_crl(self, *, kind: Kind, this_update: datetime, next_update: datetime, crl_number: int) -> x509.CertificateRevocationList:
+        """The CRL over the CA certificate of this kind itself: empty (the CA is in force), only for CA certificates."""
+        # A verifier that checks every certificate of the path (openssl -crl_check_all) wants a CRL for the CA too.
+        ca = self.ca(kind)
+        this_update = _utc(this_update, what="this_update")
+        next_update = _utc(next_update, what="next_update")
+        if this_update >= next_update:
+            raise ValueError(f"this_update {this_update} must be earlier than next_update {next_update}")
+        if isinstance(crl_number, bool) or not isinstance(crl_number, int) or not 0 <= crl_number < _MAX_SERIAL:
+            raise ValueError(f"crl_number must be an int in [0, 2**159) (RFC 5280 5.2.3), got {crl_number!r}")
+        ca_ski = ca.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        return (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(ca.certificate.subject)
+            .last_update(this_update)
+            .next_update(next_update)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
+            .add_extension(x509.CRLNumber(crl_number), critical=False)
+            .add_extension(
+                x509.IssuingDistributionPoint(
+                    full_name=[x509.UniformResourceIdentifier(self.points.ca_crl(kind))],
+                    relative_name=None,
+                    only_contains_user_certs=False,
+                    only_contains_ca_certs=True,
+                    only_some_reasons=None,
+                    indirect_crl=False,
+                    only_contains_attribute_certs=False,
+                ),
+                critical=True,
+            )
+            .sign(ca.key, _SIGNATURE_HASH)
+        )
 
     def build_ocsp_response(
         self,
@@ -705,6 +792,13 @@ def build_ocsp_request(
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def _distribution_points(url: str) -> x509.CRLDistributionPoints:
+    """A cRLDistributionPoints extension naming one URL."""
+    return x509.CRLDistributionPoints(
+        [x509.DistributionPoint(full_name=[x509.UniformResourceIdentifier(url)], relative_name=None, reasons=None, crl_issuer=None)]
+    )
 
 
 def _utc(moment: datetime, *, what: str) -> datetime:

@@ -18,7 +18,8 @@ Known differences from the spec (outcome codes agree on every scenario and on ra
 - GENERATE KEY PAIR empties the slots of the application's kinds before the H(R)=S check, so a COMMITMENT_MISMATCH
   leaves those slots empty (the spec keeps them) and consumes the stale R (the spec keeps its nonce);
 - what is outside the JPKI system's records (the clock, the SEs, the apps, the cards) is not persisted: a restart from
-  the SQLite file gets the records and the CA back; pass card_keys to keep the persons' cards.
+  the SQLite file gets the records and the CA back; pass card_keys to keep the persons' cards (without them, reopened
+  records that hold card certificates are refused when the system is built, with a message saying so).
 """
 
 from __future__ import annotations
@@ -37,14 +38,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import ocsp
 
+from mjpki.adapters.artefacts import Artefacts
 from mjpki.impl import se_apdu as APDU
-from mjpki.impl.ca import JpkiCa, PersonalData, build_ocsp_request, profile_of
-from mjpki.impl.records import CertRecord, Records, commitment_of, key_fingerprint
+from mjpki.impl.ca import CrlEntry, JpkiCa, PersonalData, build_ocsp_request, profile_of
+from mjpki.impl.records import CertRecord, CrlRecord, Records, commitment_of, key_fingerprint
 from mjpki.impl.scp03 import StaticKeys
 from mjpki.impl.se import GpSe
 from mjpki.impl.se_tsm import SeCommandError, Tsm
 from mjpki.spec import actions as A
-from mjpki.spec.clock import DELETION_WINDOW, PRIMARY_AUTH_INTERVAL, fifth_birthday_expiry, push_due, to_datetime
+from mjpki.spec.clock import DAY, DELETION_WINDOW, HOUR, PRIMARY_AUTH_INTERVAL, fifth_birthday_expiry, push_due, to_datetime
 from mjpki.spec.domain import (
     CASCADING_REASONS,
     AuthMethod,
@@ -65,12 +67,28 @@ from mjpki.spec.reasons import Reason as R
 from mjpki.spec.rules import pin_well_formed
 from mjpki.spec.world import World
 
-__all__ = ["ReferenceSystem", "SeLink", "SystemDefectError", "Signed", "OFFICIAL_APP_HASH", "OTHER_APP_HASH", "to_utc", "digest_info"]
+__all__ = [
+    "ReferenceSystem",
+    "SeLink",
+    "SystemDefectError",
+    "Signed",
+    "OFFICIAL_APP_HASH",
+    "OTHER_APP_HASH",
+    "CRL_PERIOD",
+    "OCSP_PERIOD",
+    "to_utc",
+    "digest_info",
+]
 
 OFFICIAL_APP_HASH = hashlib.sha256(b"mjpki official app signing certificate").digest()
 """SHA-256 of the official app's signing certificate: the only caller the SE's access rule admits (ACL-1)."""
 OTHER_APP_HASH = hashlib.sha256(b"some other app signing certificate").digest()
 """An app that is not the official one: the SE refuses it (ACL-1)."""
+
+CRL_PERIOD = DAY
+"""nextUpdate - thisUpdate of every CRL the reference publishes (issued again when its entries change or it falls due)."""
+OCSP_PERIOD = HOUR
+"""nextUpdate - thisUpdate of every OCSP answer the reference gives (RFC 6960 4.2.2.1)."""
 
 _SHA256_DIGEST_INFO_PREFIX = bytes.fromhex("3031300d060960864801650304020105000420")
 
@@ -160,13 +178,15 @@ class ReferenceSystem:
         self.world = world
         self.now = 0
         self.records = Records.open(db_path)
-        saved = self.records.load_ca()
-        if saved is not None:
-            self.ca = saved
-        else:
-            self.ca = ca if ca is not None else JpkiCa.generate()
-            self.records.save_ca(ca=self.ca)
+        try:
+            self.ca = self._load_or_save_ca(ca)
+        except BaseException:
+            self.records.close()
+            raise
         self._random = random_bytes
+        self._crl_number = 0
+        self._crls: dict[tuple[Kind, Profile | None], tuple[tuple[CrlRecord, ...], int, bytes]] = {}
+        """Each list as last issued: its entries, its nextUpdate (spec minutes) and its DER."""
         links = dict(se_links or {})
         if links and isd_keys is None:
             raise ValueError("se_links need isd_keys: the TSMs must hold the keys of the SEs at the other end")
@@ -186,20 +206,65 @@ class ReferenceSystem:
         """The SP-TSM's temporary PINs, handed to the app to unblock with (PIN-2)."""
         self._slot_keys: dict[tuple[PhoneId, Kind], str] = {}
         """Fingerprints (hex) of the public keys each SE output at key generation, for the observation."""
+        self._observed: tuple[tuple[object, ...], Observation] | None = None
+        """The last observation and what it was made of (see observation)."""
+        self._slot_reads: dict[PhoneId, tuple[SeLink, int, dict[Kind, APDU.SlotStatus]]] = {}
+        """Each in-process SE's last GET SLOT STATUS answer, with the SE's generation right after it (see _slots)."""
         keys = card_keys or {}
         self.cards: dict[PersonId, _Card] = {}
         for p in world.persons:
-            if p.has_card:
+            if p.has_card or p.id in keys:  # a card issued after the start is kept too when its key is given
                 key = keys.get(p.id) or rsa.generate_private_key(public_exponent=65537, key_size=2048)
                 self.cards[p.id] = _Card(key=key)
-        if not self.records.persons():
+        try:
+            # One transaction (BEGIN IMMEDIATE): two processes creating the same new records file do not both add the persons.
             with self.records.transaction():
-                for p in world.persons:
-                    self.records.add_person(person=p.id, birth_date=p.birth)
-                    if p.has_card:
-                        for kind in (Kind.SIGNING, Kind.AUTH):
-                            self._issue_card(p.id, kind)
-            self.records.save_ca(ca=self.ca)
+                fresh = not self.records.persons()
+                if fresh:
+                    for p in world.persons:
+                        self.records.add_person(person=p.id, birth_date=p.birth)
+                        if p.has_card:
+                            for kind in (Kind.SIGNING, Kind.AUTH):
+                                self._issue_card(p.id, kind)
+                    self.records.save_ca(ca=self.ca)
+            if not fresh:
+                self._check_card_keys()
+        except BaseException:
+            self.records.close()
+            raise
+
+    def _load_or_save_ca(self, ca: JpkiCa | None) -> JpkiCa:
+        """The CA the records hold, else `ca` (or a new one) saved; another process creating the same file may win the race."""
+        saved = self.records.load_ca()
+        if saved is not None:
+            return saved
+        made = ca if ca is not None else JpkiCa.generate()  # generated outside the write lock: it takes a while
+        with self.records.transaction():  # BEGIN IMMEDIATE: whoever saves first, the others load theirs (CA-1: one CA)
+            saved = self.records.load_ca()
+            if saved is not None:
+                return saved
+            self.records.save_ca(ca=made)
+        return made
+
+    def _check_card_keys(self) -> None:
+        """Reopened records: ValueError unless every current card certificate is for a card key this system holds."""
+        strangers = []
+        for p in self.world.persons:
+            card = self.cards.get(p.id)
+            for kind in (Kind.SIGNING, Kind.AUTH):
+                cert = self.current_card(p.id, kind)
+                if cert is None:
+                    continue
+                public = cert.certificate().public_key()
+                if card is None or public.public_numbers() != card.key.public_key().public_numbers():  # type: ignore[union-attr]
+                    strangers.append(p.id)
+                    break
+        if strangers:
+            raise ValueError(
+                f"{self.records.path} holds card certificates of {', '.join(strangers)} for card keys this system was not given, "
+                "so their cards could not sign (UseCard, Apply by card): pass card_keys (ReferenceSystem.cards of the system that "
+                "issued them) or use new records"
+            )
 
     def close(self) -> None:
         """Close the records."""
@@ -320,12 +385,22 @@ class ReferenceSystem:
             return True  # 6982: installed, but the access rule does not admit the official app
         raise SystemDefectError(f"SELECT JPKI on {phone} answered {sw.hex()}")
 
-    def _slots(self, phone: PhoneId) -> dict[Kind, APDU.SlotStatus]:
-        """The SE's slots that hold a certificate (the spec's slots), from GET SLOT STATUS."""
+    def _slots(self, phone: PhoneId, *, reuse: bool = False) -> dict[Kind, APDU.SlotStatus]:
+        """The SE's slots that hold a certificate (the spec's slots), from GET SLOT STATUS.
+
+        reuse: the last read's answer if the SE has processed nothing since (the observation after a step that did not touch
+        this SE); only for an in-process GpSe, whose every command passes through here. A card over PC/SC is always read.
+        """
+        link = self.ses[phone]
+        local = isinstance(link, GpSe)
+        last = self._slot_reads.get(phone)
+        if reuse and local and last is not None and last[0] is link and last[1] == link.generation:  # type: ignore[union-attr]
+            return dict(last[2])
         status = self._se_status(phone)
-        if status is None:
-            return {}
-        return {k: s for k, s in status.slots.items() if s.cert_serial is not None}
+        slots = {} if status is None else {k: s for k, s in status.slots.items() if s.cert_serial is not None}
+        if local:
+            self._slot_reads[phone] = (link, link.generation, slots)  # type: ignore[union-attr]
+        return dict(slots)
 
     def _pin_refusal(self, phone: PhoneId, kind: Kind, sw: bytes) -> Outcome:
         """The refusal for a VERIFY that did not answer 9000."""
@@ -1121,7 +1196,9 @@ class ReferenceSystem:
         """Each phone's applet slots that hold a certificate, from the SE's slot status."""
         views: list[SlotView] = []
         for ph in self.world.phones:
-            for kind, s in sorted(self._slots(ph.id).items(), key=lambda kv: kv[0].value):
+            # Only the SEs a step touched are read again: reading every SE over a fresh SCP03 session after every step was
+            # a fifth of a conformance run, and an SE that processed no command since its last read answers the same.
+            for kind, s in sorted(self._slots(ph.id, reuse=True).items(), key=lambda kv: kv[0].value):
                 if not s.key_present or s.cert_serial is None or s.pin_status is None:
                     continue
                 views.append(
@@ -1137,6 +1214,77 @@ class ReferenceSystem:
                 )
         return tuple(views)
 
+    # --- publication (the optional Artefacts interface of mjpki.adapters.artefacts) -----------------------------------
+
+    def artefacts(self) -> Artefacts:
+        """The CA certificates, every issued certificate and the current CRLs (one per kind and profile, one per CA), as DER."""
+        records = self.records.certificates()
+        entries = tuple((c.kind, c.profile, e) for c in records if (e := c.crl_entry()) is not None)
+        lists = (Profile.CARD, Profile.PHONE, None)  # None: the CRL over the CA certificate itself
+        crls = tuple(self._crl(kind, profile, entries) for kind in (Kind.SIGNING, Kind.AUTH) for profile in lists)
+        der = serialization.Encoding.DER
+        return Artefacts(
+            ca_certs=tuple(self.ca.ca(k).certificate.public_bytes(der) for k in (Kind.SIGNING, Kind.AUTH)),
+            certs=tuple(c.der for c in records),
+            crls=crls,
+        )
+
+    def _crl(self, kind: Kind, profile: Profile | None, entries: tuple[tuple[Kind, Profile, CrlRecord], ...]) -> bytes:
+        """One list (profile None: the CA's own), issued afresh only when its entries changed or it is due (REV-4)."""
+        # Like a CA that publishes on change and before nextUpdate: a CRL stays as issued while it is current and right.
+        mine = tuple(e for k, p, e in entries if (k, p) == (kind, profile))
+        cached = self._crls.get((kind, profile))
+        if cached is not None and cached[0] == mine and self.now < cached[1]:
+            return cached[2]
+        self._crl_number += 1
+        this_update, next_update = self.dt(), self.dt(self.now + CRL_PERIOD)
+        if profile is None:
+            crl = self.ca.build_ca_crl(kind=kind, this_update=this_update, next_update=next_update, crl_number=self._crl_number)
+        else:
+            listed = [CrlEntry(serial=e.serial, revoked_at=self.dt(e.at), reason=e.reason) for e in mine]
+            crl = self.ca.build_crl(
+                kind=kind, profile=profile, entries=listed, this_update=this_update, next_update=next_update, crl_number=self._crl_number
+            )
+        der = crl.public_bytes(serialization.Encoding.DER)
+        self._crls[kind, profile] = (mine, self.now + CRL_PERIOD, der)
+        return der
+
+    def ocsp(self, request: bytes) -> bytes:
+        """The OCSP responder (RFC 6960): good, revoked (certificateHold while suspended) or unknown, at the world's now."""
+        try:
+            parsed = ocsp.load_der_ocsp_request(request)
+        except ValueError:
+            return ocsp.OCSPResponseBuilder.build_unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST).public_bytes(
+                serialization.Encoding.DER
+            )
+        kind = next((k for k in Kind if self.ca.names_issuer(parsed, kind=k)), None)
+        if kind is None:  # a CA this responder does not answer for
+            return ocsp.OCSPResponseBuilder.build_unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED).public_bytes(
+                serialization.Encoding.DER
+            )
+        serial = parsed.serial_number
+        record = self.records.get_certificate(serial) if 0 < serial < 1 << 63 else None  # SQLite holds 64-bit serials only
+        status: CertStatus | None = None  # unknown: a serial this CA never issued (never "good", SP-1)
+        revoked_at = reason = None
+        if record is not None and record.kind is kind:
+            status = record.status
+            entry = record.crl_entry()
+            if entry is not None:
+                revoked_at, reason = self.dt(entry.at), entry.reason
+        response = self.ca.build_ocsp_response(
+            kind=kind, request=parsed, status=status, this_update=self.dt(), next_update=self.dt(self.now + OCSP_PERIOD),
+            revoked_at=revoked_at, reason=reason,
+        )  # fmt: skip
+        return response.public_bytes(serialization.Encoding.DER)
+
     def observation(self) -> Observation:
         """What the invariants judge: the records, the CRL/OCSP publication, the linkage, the SE slots, the holders."""
-        return self.records.observation(now=self.now, slots=self.slot_views(), holders={ph: app.holder for ph, app in self.apps.items()})
+        slots, holders = self.slot_views(), {ph: app.holder for ph, app in self.apps.items()}
+        # Records, clock, slots and holders as they were at the last observation (a refusal changes none): the same object,
+        # which the lockstep has judged already; the records are not read again.
+        key = (self.records.version(), self.now, slots, tuple(holders.items()))
+        if self._observed is not None and self._observed[0] == key:
+            return self._observed[1]
+        obs = self.records.observation(now=self.now, slots=slots, holders=holders)
+        self._observed = (key, obs)
+        return obs

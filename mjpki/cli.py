@@ -183,11 +183,16 @@ def _on_system(factory, result):  # type: ignore[no-untyped-def]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from mjpki.adapterspec import AdapterSpecError, load_factory
+    from mjpki.adapterspec import AdapterSpecError
     from mjpki.conformance import PROFILES, all_checks, render_summary, run_conformance
     from mjpki.known_failures import KnownFailuresError, load_known_failures
+    from mjpki.parallel import SystemRecipe, WorkerStartError
+    from mjpki.wire.choose import choose_system
 
     if getattr(args, "applet", None) or getattr(args, "reader", None):
+        if args.jobs != "1":  # one applet, one reader: its checks run one after the other
+            _error("--jobs is for system-level runs (--adapter, --shim, --url), not --applet or --reader")
+            return 2
         return _cmd_run_applet(args)
     checks = all_checks()
     if args.list:
@@ -198,37 +203,94 @@ def _cmd_run(args: argparse.Namespace) -> int:
         checks = _selected(checks, args.check, "mjpki run --list")
         if checks is None:
             return 2
+    jobs = _jobs(args.jobs)
+    if jobs is None:
+        _error(f"--jobs {args.jobs!r}: give a whole number of at least 1, or auto")
+        return 2
     try:
-        factory = load_factory(args.adapter)
+        chosen = choose_system(
+            adapter=args.adapter, shim=args.shim, url=args.url, in_process=args.in_process, step_timeout=args.step_timeout,
+            memory_mb=args.adapter_memory,
+        )  # fmt: skip
         known = load_known_failures(args.known_failures, check_ids={c.id for c in all_checks()}) if args.known_failures else None
-    except (AdapterSpecError, KnownFailuresError) as exc:
+    except (AdapterSpecError, KnownFailuresError, ValueError) as exc:
         _error(str(exc))
         return 2
     unusable = _unusable_dir("--out", Path(args.out)) or (_unusable_dir("--db", Path(args.db)) if args.db else None)
     if unusable:  # before the run spends its time, not after
         _error(unusable)
         return 2
+    problem = chosen.start()  # an adapter that cannot start is one line now, not the same failure in every check
+    if problem:
+        _error(problem)
+        return 2
     out = Path(args.out)
-    print(f"system under test: {args.adapter}; profile {args.profile}; {len(checks)} checks; artefacts in {out}/", flush=True)
+    how = "in this process" if chosen.wire is None else "over mjpki-adapter/1"
+    if jobs > 1:
+        how += f", {jobs} worker processes with a system each"
+    _say(f"system under test: {chosen.name} ({how}); profile {args.profile}; {len(checks)} checks; artefacts in {out}/")
+    sys.stdout.flush()
 
     def progress(line: str) -> None:
-        print(line, flush=True)
+        # A progress line can carry a divergence, with text from the adapter: escaped like every other line of it.
+        print(terminal(line, lines=True), flush=True)
 
-    result = run_conformance(
-        factory,
-        profile=args.profile,
-        out_dir=out,
-        known_failures=known,
-        checks=checks,
-        timeout=args.step_timeout,
-        system_name=args.adapter,
-        database_dir=Path(args.db) if args.db else None,
-        progress=None if args.quiet else progress,
-    )
+    try:
+        result = run_conformance(
+            chosen.factory,
+            profile=args.profile,
+            out_dir=out,
+            known_failures=known,
+            checks=checks,
+            timeout=chosen.timeout,  # over the wire: the adapter's deadline plus a grace, so the child is killed first
+            system_name=chosen.name,
+            database_dir=Path(args.db) if args.db else None,
+            progress=None if args.quiet else progress,
+            jobs=jobs,
+            recipe=SystemRecipe(
+                adapter=args.adapter, shim=args.shim, url=args.url, in_process=args.in_process, step_timeout=args.step_timeout,
+                memory_mb=args.adapter_memory,
+            ),
+        )
+    except WorkerStartError as exc:
+        _error(str(exc))
+        return 2
+    finally:
+        chosen.shutdown()
     print()
     print(render_summary(result))
     print(f"result: {out / 'result.json'}")
     return 0 if result.passed else 1
+
+
+def _jobs(text: str) -> int | None:
+    """--jobs: a whole number of at least 1, or auto (the cores this process may use); None if neither."""
+    from mjpki.parallel import default_jobs
+
+    if text.strip().lower() == "auto":
+        return default_jobs()
+    try:
+        n = int(text)
+    except ValueError:
+        return None
+    return n if n >= 1 else None
+
+
+def _cmd_serve_system(args: argparse.Namespace) -> int:
+    """`mjpki serve-system`: a Python adapter served over HTTP (mjpki.wire.serve)."""
+    from mjpki.adapterspec import AdapterSpecError, load_factory
+    from mjpki.wire.serve import serve_http
+
+    try:
+        factory = load_factory(args.adapter)
+    except AdapterSpecError as exc:
+        _error(str(exc))
+        return 2
+    try:
+        return serve_http(factory, name=args.adapter, host=args.host, port=args.port)
+    except OSError as exc:
+        _error(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
+        return 2
 
 
 def _selected(checks: Any, wanted: list[str], listing: str) -> Any:
@@ -530,8 +592,9 @@ def _replay_on_adapter(args: argparse.Namespace, trace) -> int:  # type: ignore[
 def _cmd_schema(args: argparse.Namespace) -> int:
     from mjpki.spec.apdu.trace_schema import APDU_SCHEMA_PATH, apdu_schema_text
     from mjpki.spec.schema import SCHEMA_PATH, schema_text
+    from mjpki.wire.schema import PROTOCOL_SCHEMA_PATH, protocol_schema_text
 
-    files = [(SCHEMA_PATH, schema_text()), (APDU_SCHEMA_PATH, apdu_schema_text())]
+    files = [(SCHEMA_PATH, schema_text()), (APDU_SCHEMA_PATH, apdu_schema_text()), (PROTOCOL_SCHEMA_PATH, protocol_schema_text())]
     if args.write:
         for path, text in files:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -548,7 +611,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
             else:
                 print(f"{path} is current")
         return 1 if stale else 0
-    text = apdu_schema_text() if args.apdu else schema_text()
+    text = apdu_schema_text() if args.apdu else protocol_schema_text() if args.protocol else schema_text()
     print(json.dumps(json.loads(text), indent=2))
     return 0
 
@@ -683,7 +746,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("run", help="the conformance run: every check on an adapter, a verdict per requirement, traces of failures")
     s.add_argument(
-        "--adapter", default="mjpki.adapters.reference:factory", metavar="MODULE:FACTORY", help="system under test (%(default)s)"
+        "--adapter", metavar="MODULE:FACTORY",
+        help="system under test: a Python factory, run in a child process (default: mjpki.adapters.reference:factory)",
+    )  # fmt: skip
+    s.add_argument("--shim", metavar="COMMAND", help="system under test: a program speaking mjpki-adapter/1 on stdin/stdout")
+    s.add_argument("--url", metavar="URL", help="system under test: an mjpki-adapter/1 HTTP endpoint, e.g. http://127.0.0.1:8765/")
+    s.add_argument("--in-process", action="store_true", help="run the --adapter factory inside this process (no child; no memory limit)")
+    s.add_argument(
+        "--adapter-memory", type=int, default=4096, metavar="MB", help="an adapter child's data memory limit (0: none; default %(default)s)"
     )
     s.add_argument("--profile", default="quick", choices=["quick", "ci", "thorough"], help="how hard the stateful search tries")
     s.add_argument("--out", default="out/conformance", metavar="DIR", help="result.json and failure traces (default: %(default)s)")
@@ -692,11 +762,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--step-timeout", type=float, default=10.0, metavar="S", help="seconds one adapter call may take (default: %(default)s)")
     s.add_argument("--db", default=_DEFAULT_DB, metavar="DIR", help="Hypothesis example database: failures found are replayed first")
     s.add_argument("--list", action="store_true", help="list the checks and profiles, run nothing")
+    s.add_argument(
+        "--jobs", "-j", default="1", metavar="N",
+        help="run the checks in N worker processes, each with its own system (auto: one per core; default %(default)s)",
+    )  # fmt: skip
     s.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     s.add_argument("--applet", metavar="MODULE:CLASS", help="applet-level run on a GpSe-like class, built as CLASS(se_id, isd_keys)")
     s.add_argument("--reader", metavar="NAME", help="applet-level run on the card in this PC/SC reader (destructive; needs --keys)")
     s.add_argument("--keys", metavar="FILE", help="ISD SCP03 keys for --reader: JSON enc, mac, dek, key_version (or $MJPKI_SE_KEYS)")
     s.set_defaults(fn=_cmd_run)
+
+    s = sub.add_parser("serve-system", help="serve a Python adapter over HTTP (mjpki-adapter/1), for `mjpki run --url` and other languages")
+    s.add_argument(
+        "--adapter",
+        default="mjpki.adapters.reference:served",
+        metavar="MODULE:FACTORY",
+        help="what to serve (default %(default)s: the reference, its CRLs and OCSP responder live at the URLs its certificates name)",
+    )
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
+    s.add_argument("--port", type=int, default=8765, help="port (0: a free one, printed on the first line; default %(default)s)")
+    s.set_defaults(fn=_cmd_serve_system)
 
     s = sub.add_parser("scenarios", help="run the named scenarios on the spec, with every invariant checked")
     s.add_argument("--id", action="append", help="run only this scenario (repeatable)")
@@ -770,11 +855,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("assumptions", help="list the spec's named assumptions and variants")
     s.set_defaults(fn=_cmd_assumptions)
 
-    s = sub.add_parser("schema", help="print, check or write the trace JSON Schemas (system level and applet level)")
+    s = sub.add_parser("schema", help="print, check or write the JSON Schemas (traces, APDU traces, the adapter protocol)")
     g = s.add_mutually_exclusive_group()
-    g.add_argument("--check", action="store_true", help="fail if schemas/trace.schema.json or apdu-trace.schema.json is out of date")
-    g.add_argument("--write", action="store_true", help="regenerate schemas/trace.schema.json and schemas/apdu-trace.schema.json")
+    g.add_argument("--check", action="store_true", help="fail if a file in schemas/ is out of date")
+    g.add_argument("--write", action="store_true", help="regenerate the trace, APDU trace and adapter protocol schemas in schemas/")
     s.add_argument("--apdu", action="store_true", help="print the applet-level (APDU) trace schema instead")
+    s.add_argument("--protocol", action="store_true", help="print the adapter wire protocol's schema (mjpki-adapter/1) instead")
     s.set_defaults(fn=_cmd_schema)
     s = sub.add_parser("report", help="one self-contained HTML page over result.json files: verdict matrix, failures, coverage")
     _report_options(s)

@@ -11,13 +11,21 @@ PC/SC reader; its ISD keys from ``--jpki-keys=FILE`` or $MJPKI_SE_KEYS) runs the
 `mjpki.applet_run` the same way: ``test_applet[<check id>]`` (collected from `applet_suite.py`), the verdicts per
 requirement and per clause at the end, result.json (mjpki-applet-result/1) and the failures' artefacts in ``--jpki-out``.
 
-Without one of ``--jpki-adapter``, ``--jpki-applet``, ``--jpki-reader`` the plugin does nothing.
+``pytest -n N`` (pytest-xdist) runs the checks in N workers, each with its own system; the controller gathers their
+results and prints the one verdict table and writes the one result.json, the checks in their usual order.
+
+``--jpki-adapter`` runs the factory in a child process (``--jpki-in-process`` keeps it in pytest's); ``--jpki-shim=COMMAND``
+and ``--jpki-url=URL`` drive a system in any language over the wire protocol mjpki-adapter/1 (docs/adapters.md).
+
+Without one of ``--jpki-adapter``, ``--jpki-shim``, ``--jpki-url``, ``--jpki-applet``, ``--jpki-reader`` the plugin does nothing.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +65,8 @@ class ConformanceSession:
     database_dir: Path | None
     started: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     results: list[CheckResult] = field(default_factory=list)
+    shutdown: Callable[[], None] = lambda: None
+    """Ends the adapter's child process, if it has one (at the end of the session)."""
 
 
 def conformance_session(config: pytest.Config) -> ConformanceSession:
@@ -84,7 +94,13 @@ def applet_session(config: pytest.Config) -> AppletSession:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mjpki", "mjpki conformance suite")
-    group.addoption("--jpki-adapter", metavar="MODULE:FACTORY", help="run the JPKI conformance suite on this system-level adapter")
+    group.addoption(
+        "--jpki-adapter", metavar="MODULE:FACTORY", help="run the JPKI conformance suite on this system-level adapter (in a child process)"
+    )
+    group.addoption("--jpki-shim", metavar="COMMAND", help="run it on a program speaking mjpki-adapter/1 on stdin/stdout")
+    group.addoption("--jpki-url", metavar="URL", help="run it on an mjpki-adapter/1 HTTP endpoint")
+    group.addoption("--jpki-in-process", action="store_true", help="run the --jpki-adapter factory inside pytest's process")
+    group.addoption("--jpki-adapter-memory", type=int, default=4096, metavar="MB", help="an adapter child's memory limit (4096; 0: none)")
     group.addoption("--jpki-profile", default="quick", choices=sorted(PROFILES), help="how hard the stateful search tries (quick)")
     group.addoption("--jpki-out", default="out/conformance", metavar="DIR", help="result.json and failure traces (out/conformance)")
     group.addoption("--jpki-known-failures", metavar="FILE", help="TOML file of ID = reason: failures reported apart, as xfail")
@@ -146,28 +162,43 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--jpki-keys", default=None):
         raise pytest.UsageError("--jpki-keys goes with --jpki-reader NAME")
     spec = config.getoption("--jpki-adapter", default=None)
-    if not spec:
+    shim = config.getoption("--jpki-shim", default=None)
+    url = config.getoption("--jpki-url", default=None)
+    if not (spec or shim or url):
         return
-    from mjpki.adapterspec import AdapterSpecError, load_factory
+    from mjpki.adapterspec import AdapterSpecError
     from mjpki.known_failures import KnownFailuresError, load_known_failures
+    from mjpki.wire.choose import choose_system
 
     try:
-        factory = load_factory(spec)
+        chosen = choose_system(
+            adapter=spec, shim=shim, url=url, in_process=config.getoption("--jpki-in-process"),
+            step_timeout=config.getoption("--jpki-step-timeout"), memory_mb=config.getoption("--jpki-adapter-memory"), prefix="--jpki-",
+        )  # fmt: skip
         kf = config.getoption("--jpki-known-failures")
         known = load_known_failures(kf, check_ids={c.id for c in all_checks()}) if kf else None
-    except (AdapterSpecError, KnownFailuresError) as exc:
+    except (AdapterSpecError, KnownFailuresError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from exc
+    problem = chosen.start()  # an adapter that cannot start is a usage error, not the same failure in every check
+    if problem:
+        raise pytest.UsageError(problem)
     db = config.getoption("--jpki-db")
     config.stash[_KEY] = ConformanceSession(
-        adapter=spec,
-        factory=factory,
+        adapter=chosen.name,
+        factory=chosen.factory,
         profile=config.getoption("--jpki-profile"),
         out_dir=Path(config.getoption("--jpki-out")),
         known=known,
-        timeout=config.getoption("--jpki-step-timeout"),
+        timeout=chosen.timeout,
         database_dir=Path(db) if db else None,
+        shutdown=chosen.shutdown,
     )
     _collect(config, SUITE_PATH)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _KEY in config.stash:
+        conformance_session(config).shutdown()  # the adapter's child process ends with the session
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -194,15 +225,33 @@ def _applet_summary(terminalreporter: Any, config: pytest.Config) -> None:
     terminalreporter.write_line(f"result: {path}")
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # An xdist worker hands its checks' results to the controller, which writes the one summary and result.json.
+    config = session.config
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None and _KEY in config.stash:
+        workeroutput["mjpki_results"] = [pickle.dumps(r) for r in conformance_session(config).results]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist (pytest -n N): collect a worker's check results on the controller (its own processes' pickles)."""
+    config = node.config
+    if _KEY in config.stash:
+        conformance_session(config).results.extend(pickle.loads(b) for b in getattr(node, "workeroutput", {}).get("mjpki_results", ()))
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     if _APPLET_KEY in config.stash:
         _applet_summary(terminalreporter, config)
         return
-    if _KEY not in config.stash:
+    if _KEY not in config.stash or hasattr(config, "workerinput"):  # an xdist worker: the controller reports
         return
     s = conformance_session(config)
     if not s.results:
         return
+    order = {c.id: i for i, c in enumerate(all_checks())}
+    s.results.sort(key=lambda r: order.get(r.check.id, len(order)))  # with xdist they arrive as workers finish
     result = ConformanceResult(
         system=s.adapter,
         profile=s.profile,

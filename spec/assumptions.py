@@ -127,6 +127,15 @@ ASSUMPTIONS: dict[str, Assumption] = {
             "against signing with a revoked key under study.)",
         ),
         Assumption(
+            name="ASM-SCP03-LOCKOUT",
+            reqs=("ISS-9",),
+            text="Each security domain of the SE (the ISD, the applet's APSD) counts failed SCP03 EXTERNAL "
+            "AUTHENTICATEs (wrong host cryptogram or C-MAC) since its last successful one, in non-volatile memory; "
+            "after 64 in a row its INITIALIZE UPDATE answers 6983 for good. The sources and GlobalPlatform leave "
+            "whether and when a key set is blocked to the issuer's policy; 64 is twice the longest example of the "
+            "applet-level search, so the suite's own probes never block such a card.",
+        ),
+        Assumption(
             name="ASM-VERIFIER-ORDER",
             reqs=("ACL-2", "ACL-3", "VAL-3", "REV-5", "SUS-4"),
             text="Before any PIN is asked, the app checks the return URL whitelist and the private "
@@ -187,6 +196,15 @@ ASSUMPTIONS: dict[str, Assumption] = {
             reqs=("DEL-1", "MCH-2"),
             text="A remote deletion names the revoked serials; the SE deletes only slots holding those "
             "certificates, so a phone that changed hands keeps its new holder's data.",
+        ),
+        Assumption(
+            name="ASM-ARTEFACT-TIME",
+            reqs=("CA-4", "REV-4"),
+            text="Artefacts carry the world's time: spec minute t is the UTC instant EPOCH + t minutes (the spec's "
+            "midnight read as UTC), in certificates' validity, CRLs' thisUpdate, nextUpdate and revocation dates, and "
+            "OCSP answers' thisUpdate and nextUpdate; a CRL or OCSP answer must be current at the world's now. Only "
+            "an OCSP answer's producedAt is the real time (the library stamps it); it is not judged. A verifier "
+            "outside the suite checks at the world's now: openssl verify -attime, openssl ocsp -validity_period.",
         ),
     )
 }
