@@ -28,7 +28,7 @@ from mjpki.properties.invariants import STATE_INVARIANTS, check_state, check_tra
 from mjpki.spec import actions as A
 from mjpki.spec.assumptions import Variants
 from mjpki.spec.clock import DAY, HOUR
-from mjpki.spec.domain import Kind
+from mjpki.spec.domain import AuthMethod, Kind
 from mjpki.spec.machine import next_instants, step
 from mjpki.spec.observe import observe
 from mjpki.spec.outcome import Outcome
@@ -73,6 +73,9 @@ class Scope:
     """How many phone certificates each person may be issued in a run."""
     pins: bool = True
     """Include wrong PIN entries, PIN initialisation and PIN setting."""
+    os_auth: bool = False
+    """Include OS authentication (PIN-6): enrolling it, unlocking the screen (primary authentication) and biometric login,
+    so that the 72-hour primary-authentication deadline occurs."""
     variants: Variants = field(default_factory=Variants)
     birth: date = date(1990, 6, 15)
     """Every person's birth date (one for all, so that persons stay interchangeable). A birthday inside the time horizon
@@ -101,7 +104,9 @@ class Scope:
             f"{self.persons} persons, {self.phones} phones, kinds={self.kinds}, depth<={self.depth}, "
             f"time horizon {self.horizon_minutes // HOUR} h, card issues<={self.card_issues}, phone certs<={self.phone_certs}, "
             f"holds={'on' if self.holds else 'off'}, card auth={'on' if self.card_auth else 'off'}, "
-            f"pins={'on' if self.pins else 'off'}, symmetry={'on' if self.symmetry else 'off'}, start={self.start}, "
+            f"pins={'on' if self.pins else 'off'}, "
+            + ("os auth=on, " if self.os_auth else "")
+            + f"symmetry={'on' if self.symmetry else 'off'}, start={self.start}, "
             f"born {self.birth.isoformat()}"
             + "".join(f", {n}={v}" for n, v in self.variants.to_json().items() if v != Variants().to_json()[n])
         )
@@ -173,6 +178,10 @@ def alphabet(world: World, state: State, scope: Scope) -> Iterator[A.Action]:
                     if kind is Kind.SIGNING
                     else A.Authenticate(phone=d, sp="portal", pin=WRONG[kind])
                 )
+        if scope.os_auth:
+            yield A.EnrollOsAuth(phone=d, pin=GOOD[Kind.AUTH])
+            yield A.UnlockScreen(phone=d)
+            yield A.Authenticate(phone=d, sp="portal", method=AuthMethod.BIOMETRIC)
         if h is None:
             continue
         for kinds in KIND_SETS[scope.kinds]:
@@ -251,6 +260,13 @@ class Canon:
     def orbit(self, state: State) -> int:
         """How many distinct states (without symmetry reduction) this state's class stands for."""
         return len({canonical_key(self.world, state, pm, dm) for pm, dm in self.symmetries})
+
+    def key_and_orbit(self, state: State) -> tuple[tuple[Any, ...], int]:
+        """The class of this state and its orbit size, each symmetric image's key computed once for both."""
+        keys = [canonical_key(self.world, state, pm, dm) for pm, dm in self.symmetries]
+        if len(keys) == 1:
+            return keys[0], 1
+        return min(keys, key=repr), len(set(keys))
 
 
 def canonical_key(world: World, state: State, pmap: dict[str, str], dmap: dict[str, str]) -> tuple[Any, ...]:
@@ -411,16 +427,24 @@ def explore(
     stepper: Callable[[World, State, A.Action], tuple[State, Outcome]] = step,
     stop_at_first: bool = False,
     progress: Callable[[int, int, int], None] | None = None,
+    state_invariants_on_every_edge: bool = False,
+    invariants: bool = True,
+    keep_parallel: bool = False,
 ) -> Exploration:
-    """Explore every state reachable in the scope; check every invariant on every state and edge.
+    """Explore every state reachable in the scope; check every state invariant on every state, every transition one on every edge.
 
-    `stepper` is the transition function (the spec's `step` unless a test seeds a bug).
+    `stepper` is the transition function (the spec's `step` unless a test seeds a bug). `state_invariants_on_every_edge`
+    brings back the former, slower way (state invariants evaluated on every edge's post-state, then discarded for states
+    already seen): same result, kept so that bench/figures.py measures both in one run. `invariants=False` builds
+    the graph alone (mjpki.properties.edge_tour needs nothing else): per_invariant stays empty. A DiGraph holds one edge
+    per pair of states, so most refusals (self-loops) are not on it; `keep_parallel=True` keeps the others as well, as
+    (action, outcome, successor) in the node attribute "parallel" (the tour needs every (rule, outcome) pair).
     """
     started = time.perf_counter()
     world = scope_world(scope)
     init = start_state(world, scope.start)
     canon = Canon(world, init, symmetry=scope.symmetry)
-    key_of, orbit = canon.key, canon.orbit
+    key_of, orbit, key_and_orbit = canon.key, canon.orbit, canon.key_and_orbit
 
     graph: nx.DiGraph = nx.DiGraph()
     root = key_of(init)
@@ -440,13 +464,15 @@ def explore(
                 Violation(invariant=v.invariant, reqs=v.reqs, message=v.message, trace=_trace(world, steps, f"{v.invariant}: {v.message}"))
             )
 
-    record(check_state(world, observe(world, init)), root, None)
+    if invariants:
+        record(check_state(world, observe(world, init)), root, None)
     concrete = orbit(init)
     frontier: deque[Any] = deque([root])
     depth_reached = 0
     complete = True
     obs_cache: dict[Any, Any] = {}
     key_cache: dict[State, Any] = {}
+    orbit_of: dict[Any, int] = {}
     while frontier:
         node = frontier.popleft()
         data = graph.nodes[node]
@@ -456,7 +482,7 @@ def explore(
             complete = False
             continue
         state: State = data["state"]
-        pre = obs_cache.pop(node, None) or observe(world, state)
+        pre = (obs_cache.pop(node, None) or observe(world, state)) if invariants else None
         for action in alphabet(world, state, scope):
             new_state, outcome = stepper(world, state, action)
             if outcome.reason is not None and outcome.reason.environmental:
@@ -465,21 +491,32 @@ def explore(
                 child, post = node, pre
             else:
                 child = key_cache.get(new_state)
+                post = None
                 if child is None:
-                    child = key_cache[new_state] = key_of(new_state)
+                    child, orbit_of[child] = key_and_orbit(new_state)  # the orbit is used only if the class is new
+                    key_cache[new_state] = child
+                elif child in obs_cache and graph.nodes[child]["state"] == new_state:
+                    post = obs_cache[child]  # the same concrete state, reached again before it is expanded
                 # The observation of this concrete state: a stored representative of the same
                 # class may be a symmetric image with other names and serials.
-                post = observe(world, new_state)
+                if post is None and invariants:
+                    post = observe(world, new_state)
             is_new = child not in graph
+            child_orbit = orbit_of.pop(child, 0)
             if is_new:
                 graph.add_node(child, state=new_state, depth=depth + 1, parent=node)
-                concrete += orbit(new_state)
+                concrete += child_orbit
                 frontier.append(child)
-                obs_cache[child] = post
+                if invariants:
+                    obs_cache[child] = post
             if not graph.has_edge(node, child):
                 graph.add_edge(node, child, action=action, outcome=outcome, label=f"{action.name}:{outcome.code}")
-            # Transition invariants on every edge; state invariants once per new state.
-            found = check_transition(world, pre, action, outcome, post)
+            elif keep_parallel:
+                data["parallel"] = (*data.get("parallel", ()), (action, outcome, child))
+            if not invariants:
+                continue
+            # Transition invariants on every edge; state invariants once per new state (a function of the state alone).
+            found = check_transition(world, pre, action, outcome, post, states=is_new or state_invariants_on_every_edge)
             if not is_new:
                 found = [v for v in found if v.invariant not in STATE_INVARIANTS]
             if found:

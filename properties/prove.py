@@ -75,6 +75,7 @@ __all__ = [
     "variant_delta",
     "KNOWN_SPEC_VIOLATIONS",
     "KNOWN_SHAPES",
+    "RLIMIT",
 ]
 
 Stepper = Callable[[World, State, A.Action], tuple[State, Outcome]]
@@ -102,14 +103,18 @@ class _Engine:
             self._effects[inst_name] = self.enc.effect(inst, self.pre, self.a)
         return self._effects[inst_name]
 
-    def query(self, target: str, inst_name: str, hyps: frozenset[str], timeout_ms: int) -> tuple[str, frozenset[str], float]:
-        """Does J(pre) and one step of the instance give target? ("unsat" = yes), with the hypotheses used."""
+    def query(
+        self, target: str, inst_name: str, hyps: frozenset[str], rlimit: int, timeout_ms: int = 0
+    ) -> tuple[str, frozenset[str], float]:
+        """Does J(pre) and one step of the instance give target? ("unsat" = yes), with the hypotheses used.
+
+        rlimit bounds the solver's work in Z3 resource units (deterministic: the same answer on a loaded machine);
+        timeout_ms, if not 0, is a wall-clock cap on top (not deterministic, off unless asked for)."""
         started = time.perf_counter()
         if inst_name == "<init>":
             s0 = ZState.symbolic("init")
             goal = (Z_STATE | LEMMAS)[target].formula(self.enc, s0)
-            solver = z3.Solver()
-            solver.set("timeout", timeout_ms)
+            solver = _solver(rlimit, timeout_ms)
             solver.add(init_formula(self.enc, s0), z3.Not(goal))
             r = solver.check()
             return str(r), frozenset(), time.perf_counter() - started
@@ -121,23 +126,24 @@ class _Engine:
             goal = (Z_STATE | LEMMAS)[target].formula(self.enc, post)
             if target in hyps and goal.eq(self.hyp[target]):
                 return "unsat", frozenset({target}), time.perf_counter() - started  # the step leaves it alone
-        # Nearly every query is answered in milliseconds with every hypothesis. A few get lost among the quantified
-        # hypotheses they do not need (minutes, depending on term names and order) while the conjunct itself and the
-        # bookkeeping lemmas prove them at once. So: every hypothesis briefly, then those few, then every hypothesis with
-        # the whole time limit. Fewer hypotheses can only make "unsat" harder to reach: an "unsat" is a proof either
-        # way, and its core names the hypotheses it used.
+        # Nearly every query is answered within a few thousand resource units with every hypothesis. A few get lost
+        # among the quantified hypotheses they do not need (minutes, depending on term names and order) while the
+        # conjunct itself and the bookkeeping lemmas prove them at once. So: every hypothesis briefly, then those few,
+        # then every hypothesis with the whole budget. Fewer hypotheses can only make "unsat" harder to reach: an "unsat"
+        # is a proof either way, and its core names the hypotheses it used.
         few = hyps & ({target} | _FEW_HYPOTHESES)
-        if target not in Z_TRANSITION and few != hyps and timeout_ms >= 4 * _BRIEF_MS:
-            for using, limit in ((hyps, _BRIEF_MS), (few, _BRIEF_MS)):
-                r, core = self._check(inst, goal, using, limit)
+        if target not in Z_TRANSITION and few != hyps and rlimit >= 4 * _BRIEF_RLIMIT:
+            for using in (hyps, few):
+                r, core = self._check(inst, goal, using, _BRIEF_RLIMIT, timeout_ms)
                 if r == "unsat":
                     return r, core, time.perf_counter() - started
-        r, core = self._check(inst, goal, hyps, timeout_ms)
+        r, core = self._check(inst, goal, hyps, rlimit, timeout_ms)
         return r, core, time.perf_counter() - started
 
-    def _check(self, inst: z3_encoding.Instance, goal: z3.BoolRef, hyps: frozenset[str], timeout_ms: int) -> tuple[str, frozenset[str]]:
-        solver = z3.Solver()
-        solver.set("timeout", timeout_ms)
+    def _check(
+        self, inst: z3_encoding.Instance, goal: z3.BoolRef, hyps: frozenset[str], rlimit: int, timeout_ms: int
+    ) -> tuple[str, frozenset[str]]:
+        solver = _solver(rlimit, timeout_ms)
         for h in sorted(hyps):  # a fixed order: a set's order changes with the string hash seed, and the solver's time with it
             solver.add(z3.Implies(self.lits[h], self.hyp[h]))
         solver.add(self.enc.param_ok(inst, self.pre, self.a), z3.Not(goal))
@@ -150,18 +156,34 @@ class _Engine:
 
 _FEW_HYPOTHESES = frozenset({"lemma_fresh_values", "lemma_status_bookkeeping", "lemma_current_cards"})
 """The hypotheses a query tries on their own with the target itself when every hypothesis takes long (_Engine.query)."""
-_BRIEF_MS = 2000
+
+RLIMIT = 20_000_000
+"""Z3 resource units per induction query (`mjpki prove --rlimit`). Resource units count the solver's work, not time, so
+a query gets the same answer on an idle and on a loaded machine. Measured (z3 4.x, this 2-core machine): the largest
+proof of the default run takes about 175,000 units, about 0.7 million units is one second of one core; 20 million is
+about half a minute of work, a hundred times what any proof needs."""
+_BRIEF_RLIMIT = 500_000
+"""The brief attempts of _Engine.query (every hypothesis, then the few): three times the largest proof with every hypothesis."""
+
+
+def _solver(rlimit: int, timeout_ms: int = 0) -> z3.Solver:
+    """A solver bounded by rlimit resource units (and by timeout_ms of wall clock, if not 0)."""
+    solver = z3.Solver()
+    solver.set("rlimit", rlimit)
+    if timeout_ms:
+        solver.set("timeout", timeout_ms)
+    return solver
 
 
 _ENGINES: dict[tuple[Any, ...], _Engine] = {}
 
 
-def _work(job: tuple[dict[str, Any], str | None, str, str, frozenset[str], int]) -> tuple[str, str, str, frozenset[str], float]:
-    variants, bug, target, inst, hyps, timeout_ms = job
+def _work(job: tuple[dict[str, Any], str | None, str, str, frozenset[str], int, int]) -> tuple[str, str, str, frozenset[str], float]:
+    variants, bug, target, inst, hyps, rlimit, timeout_ms = job
     key = (tuple(sorted(variants.items())), bug)
     if key not in _ENGINES:
         _ENGINES[key] = _Engine(Variants(**variants), bug)
-    r, core, secs = _ENGINES[key].query(target, inst, hyps, timeout_ms)
+    r, core, secs = _ENGINES[key].query(target, inst, hyps, rlimit, timeout_ms)
     return target, inst, r, core, secs
 
 
@@ -184,10 +206,14 @@ def _variant_dict(v: Variants) -> dict[str, Any]:
     return {n: getattr(v, n) for n in Variants.names()}
 
 
-def houdini(variants: Variants, *, bug: str | None = None, timeout: float = 20.0, jobs: int = 2) -> InductionResult:
-    """The largest inductive subset of invariants and lemmas, and the transition invariants checked against it."""
+def houdini(
+    variants: Variants, *, bug: str | None = None, rlimit: int = RLIMIT, timeout: float | None = None, jobs: int = 2
+) -> InductionResult:
+    """The largest inductive subset of invariants and lemmas, and the transition invariants checked against it.
+
+    Each query is bounded by rlimit Z3 resource units (deterministic); timeout, if given, adds a wall-clock cap in seconds."""
     vd = _variant_dict(variants)
-    tms = int(timeout * 1000)
+    tms = int(timeout * 1000) if timeout else 0
     kept = set(Z_STATE) | set(LEMMAS)
     dropped: dict[str, str] = {}
     seconds: dict[str, float] = {n: 0.0 for n in (*Z_STATE, *LEMMAS, *Z_TRANSITION)}
@@ -197,10 +223,10 @@ def houdini(variants: Variants, *, bug: str | None = None, timeout: float = 20.0
     ctx = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) if jobs > 1 else None
 
-    def run_jobs(jobs_: list[tuple[str, str, frozenset[str]]], limit_ms: int = tms) -> list[tuple[str, str, str, frozenset[str], float]]:
+    def run_jobs(jobs_: list[tuple[str, str, frozenset[str]]], limit: int = rlimit) -> list[tuple[str, str, str, frozenset[str], float]]:
         nonlocal queries
         queries += len(jobs_)
-        payload = [(vd, bug, t, i, h, limit_ms) for t, i, h in jobs_]
+        payload = [(vd, bug, t, i, h, limit, tms) for t, i, h in jobs_]
         if pool is None:
             return [_work(p) for p in payload]
         return list(pool.map(_work, payload, chunksize=4))
@@ -225,14 +251,14 @@ def houdini(variants: Variants, *, bug: str | None = None, timeout: float = 20.0
             todo = [(t, i, frozenset(kept)) for (t, i), core in list(cores.items()) if t in kept and core & gone]
             for t, i, _h in todo:
                 del cores[(t, i)]
-        # An "unknown" is no counterexample: with false conjuncts gone the solver may now manage, and on a loaded
-        # machine a query may just need longer. Re-admit a dropped conjunct if it is preserved given the survivors
-        # and itself, with four times the time limit.
+        # An "unknown" is no counterexample: with false conjuncts gone the solver may now manage, or it may just need
+        # more work. Re-admit a dropped conjunct if it is preserved given the survivors and itself, with four times the
+        # resource budget.
         again = True
         while again and dropped:
             again = False
             for d in list(dropped):
-                res = run_jobs([(d, "<init>", frozenset())] + [(d, i, frozenset(kept | {d})) for i in names], 4 * tms)
+                res = run_jobs([(d, "<init>", frozenset())] + [(d, i, frozenset(kept | {d})) for i in names], 4 * rlimit)
                 for _t, _i, _r, _c, secs in res:
                     seconds[d] += secs
                 bad = next((f"{i} ({r})" for _t, i, r, _c, _s in res if r != "unsat"), None)
@@ -261,7 +287,8 @@ def variant_delta(
     base: InductionResult,
     variants: Variants,
     *,
-    timeout: float = 20.0,
+    rlimit: int = RLIMIT,
+    timeout: float | None = None,
     base_variants: Variants | None = None,
     jobs: int = 1,
 ) -> tuple[list[str], dict[str, str]]:
@@ -299,21 +326,21 @@ def variant_delta(
             if inst.name in changed or target in formula_changed or core is None or core & formula_changed:
                 todo.append((target, inst.name))
     vd = _variant_dict(variants)
-    tms = int(timeout * 1000)
+    tms = int(timeout * 1000) if timeout else 0
     failures: dict[str, str] = {}
 
     def ask(items: list[tuple[str, str]], limit: int) -> list[tuple[str, str, str, frozenset[str], float]]:
         if jobs <= 1:
-            return [(t, i, *b_eng.query(t, i, hyps, limit)) for t, i in items]
-        payload = [(vd, None, t, i, hyps, limit) for t, i in items]
+            return [(t, i, *b_eng.query(t, i, hyps, limit, tms)) for t, i in items]
+        payload = [(vd, None, t, i, hyps, limit, tms) for t, i in items]
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             return list(pool.map(_work, payload, chunksize=4))
 
-    results = ask(todo, tms)
-    retry = [(t, i) for t, i, r, _c, _s in results if r == "unknown"]  # ran out of time (a loaded machine): once more, 4x
+    results = ask(todo, rlimit)
+    retry = [(t, i) for t, i, r, _c, _s in results if r == "unknown"]  # ran out of budget: once more with four times it
     answers = {(t, i): r for t, i, r, _c, _s in results}
     if retry:
-        answers.update({(t, i): r for t, i, r, _c, _s in ask(retry, 4 * tms)})
+        answers.update({(t, i): r for t, i, r, _c, _s in ask(retry, 4 * rlimit)})
     for (target, inst), r in answers.items():
         if r != "unsat" and target not in failures:
             failures[target] = f"{inst} ({r})"
@@ -617,7 +644,8 @@ def prove(
     *,
     bug: str | None = None,
     depth: int = 3,
-    timeout: float = 20.0,
+    rlimit: int = RLIMIT,
+    timeout: float | None = None,
     jobs: int = 2,
     persons: int = 1,
     phones: int = 1,
@@ -628,7 +656,7 @@ def prove(
     started = time.perf_counter()
     say = progress or (lambda _m: None)
     say(f"induction: {len(INSTANCES)} relation instances x {len(Z_STATE) + len(LEMMAS)} conjuncts, parametric")
-    ind = houdini(variants, bug=bug, timeout=timeout, jobs=jobs)
+    ind = houdini(variants, bug=bug, rlimit=rlimit, timeout=timeout, jobs=jobs)
     unproved = [n for n in Z_STATE if n not in ind.kept] + [n for n, why in ind.transition.items() if why is not None]
     bmc_found: dict[str, BMCResult] = {}
     if unproved and bug is None:
@@ -717,7 +745,12 @@ def parse_variants(items: list[str], base: Variants | None = None) -> Variants:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `mjpki prove`."""
     parser.add_argument("--depth", type=int, default=3, help="BMC depth (steps after the start) for invariants induction does not prove")
-    parser.add_argument("--timeout", type=float, default=20.0, help="seconds per induction query (a query that times out is unknown)")
+    parser.add_argument(
+        "--rlimit", type=int, default=RLIMIT, help="Z3 resource units per induction query (deterministic; default %(default)s)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=None, help="also cap each induction query at this many seconds of wall clock (off by default)"
+    )
     parser.add_argument(
         "--variant", action="append", default=[], metavar="NAME=VALUE", help="a variant setting, e.g. factory_reset_wipes_se=true"
     )
@@ -742,6 +775,7 @@ def run(args: argparse.Namespace) -> int:
         variants,
         bug=args.bug,
         depth=args.depth,
+        rlimit=args.rlimit,
         timeout=args.timeout,
         jobs=args.jobs,
         persons=args.persons,

@@ -12,7 +12,7 @@ from mjpki.spec.rules import RULES, RuleSpec
 from mjpki.spec.state import State
 from mjpki.spec.world import World
 
-__all__ = ["SpecError", "step", "rule_for", "check_action", "next_instants"]
+__all__ = ["SpecError", "step", "rule_for", "check_action", "next_instants", "deadlines", "DEADLINE_KINDS"]
 
 
 class SpecError(AssertionError):
@@ -56,27 +56,37 @@ def step(world: World, state: State, action: A.Action) -> tuple[State, Outcome]:
     return new_state, outcome
 
 
+DEADLINE_KINDS = ("push window", "push due", "deletion deadline", "expiry", "cascade", "primary auth")
+"""What makes an instant matter (deadlines): ISS-7 push window and due time, MCH-3 deletion deadline, VAL-1/VAL-2 expiry,
+REV-2 cascade delay, PIN-6 72-hour primary authentication."""
+
+
+def deadlines(world: World, state: State) -> tuple[tuple[int, str], ...]:
+    """Every instant after now at which some rule's answer can change, with what makes it matter (DEADLINE_KINDS), soonest first."""
+    now = state.now
+    delay = world.variants.cascade_delay_minutes
+    found: set[tuple[int, str]] = {(next_window_edge(now), "push window")}
+    found.update((app.push_due, "push due") for app in state.applications.values())
+    found.update((d.deadline, "deletion deadline") for d in state.deletions.values())
+    for cert in (*state.card_certs.values(), *state.phone_certs.values()):
+        if cert.status is not CertStatus.REVOKED:
+            found.add((cert.expiry, "expiry"))
+    for pc in state.phone_certs.values():
+        for serial in pc.follows:  # the cascade deadlines of the card certificates it follows (REV-2)
+            card = state.card_certs[serial]
+            if pc.status is not CertStatus.REVOKED and card.reason in CASCADING_REASONS and card.revoked_at is not None:
+                found.add((card.revoked_at + delay, "cascade"))
+    for ps in state.phones.values():
+        if ps.last_primary_auth is not None:
+            found.add((ps.last_primary_auth + PRIMARY_AUTH_INTERVAL + 1, "primary auth"))
+    return tuple(sorted(d for d in found if d[0] > now))
+
+
 def next_instants(world: World, state: State, *, limit: int = 8) -> tuple[int, ...]:
     """The next instants after now at which some rule's answer can change, soonest first.
 
     Abstract time (ARCHITECTURE decision 3): exploring only these keeps runs short and the
     state space finite. They are push dues, push-window edges, cascade deadlines, deletion
-    deadlines, certificate expiries and the end of the 72-hour primary-authentication period.
+    deadlines, certificate expiries and the end of the 72-hour primary-authentication period (`deadlines`).
     """
-    now = state.now
-    delay = world.variants.cascade_delay_minutes
-    found: set[int] = {next_window_edge(now)}
-    found.update(app.push_due for app in state.applications.values())
-    found.update(d.deadline for d in state.deletions.values())
-    for cert in (*state.card_certs.values(), *state.phone_certs.values()):
-        if cert.status is not CertStatus.REVOKED:
-            found.add(cert.expiry)
-    for pc in state.phone_certs.values():
-        for serial in pc.follows:  # the cascade deadlines of the card certificates it follows (REV-2)
-            card = state.card_certs[serial]
-            if pc.status is not CertStatus.REVOKED and card.reason in CASCADING_REASONS and card.revoked_at is not None:
-                found.add(card.revoked_at + delay)
-    for ps in state.phones.values():
-        if ps.last_primary_auth is not None:
-            found.add(ps.last_primary_auth + PRIMARY_AUTH_INTERVAL + 1)
-    return tuple(sorted(t for t in found if t > now))[:limit]
+    return tuple(dict.fromkeys(t for t, _ in deadlines(world, state)))[:limit]

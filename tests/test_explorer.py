@@ -149,6 +149,18 @@ def test_coverage_flags_what_a_restricted_run_never_did() -> None:
     assert "ReportPhoneLost" in report and f"3 of {exp.edges}" in report
 
 
+def test_state_invariants_once_per_state_find_what_every_edge_found() -> None:
+    """Checking state invariants once per new state (the fast way) finds the same violations, counts and shortest traces
+    as checking them on every edge; building the graph without invariants gives the same graph."""
+    bug = SEEDED_BUGS["card_found_resumes_signing"]
+    scope = _bug_scope(bug, 5)
+    fast, slow = explore(scope, stepper=bug.stepper), explore(scope, stepper=bug.stepper, state_invariants_on_every_edge=True)
+    assert fast.per_invariant == slow.per_invariant and bug.breaks in fast.per_invariant
+    assert [(v.invariant, v.trace.steps) for v in fast.violations] == [(v.invariant, v.trace.steps) for v in slow.violations]
+    bare = explore(scope, stepper=bug.stepper, invariants=False)
+    assert (bare.states, bare.edges, bare.per_invariant) == (fast.states, fast.edges, {})
+
+
 def test_scope_validation() -> None:
     with pytest.raises(ValueError, match="kinds"):
         Scope(kinds="all")
