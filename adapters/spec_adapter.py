@@ -30,6 +30,8 @@ class SpecSystem:
         self.world = world
         self.state = initial_state(world)
         self._stepper = stepper
+        self._observed: tuple[State, Observation] | None = None
+        """The last observation and the state it is of: a refusal leaves the state as it was, and so its observation."""
 
     def step(self, action: Action) -> Outcome:
         """Apply the action to the current state."""
@@ -38,7 +40,9 @@ class SpecSystem:
 
     def observation(self) -> Observation:
         """The spec's observation of the current state."""
-        return observe(self.world, self.state)
+        if self._observed is None or self._observed[0] is not self.state:
+            self._observed = (self.state, observe(self.world, self.state))
+        return self._observed[1]
 
     def close(self) -> None:
         """Nothing to release."""

@@ -237,6 +237,8 @@ class GpSe:
         self._access_rules: dict[bytes, tuple[bytes, ...]] = {}
         self._applet: _Applet | None = None
         self._lock = threading.RLock()
+        self._generation = 0
+        """Commands (and resets) processed so far: a reader may keep what it read while this has not moved."""
         self._selected = _ISD
         self._current_ef: int | None = None
         self._verified: set[Kind] = set()
@@ -252,6 +254,11 @@ class GpSe:
     def se_id(self) -> str:
         """The SE-ID (SE識別ID)."""
         return self._se_id
+
+    @property
+    def generation(self) -> int:
+        """A number that changes with every command processed, reset or restore: unchanged, nothing in the SE changed."""
+        return self._generation
 
     @property
     def reader_access(self) -> bool:
@@ -303,6 +310,7 @@ class GpSe:
         if caller is not None and (not isinstance(caller, bytes | bytearray) or len(caller) != _HASH_LEN):
             raise ValueError("caller must be None (a reader) or the 32-byte SHA-256 of the calling app's signing certificate")
         with self._lock:
+            self._generation += 1
             try:
                 return self._process(bytes(apdu), None if caller is None else bytes(caller))
             except Exception:  # a defect, not bad input: answer like a card that hit an internal error
@@ -313,6 +321,7 @@ class GpSe:
     def power_reset(self) -> None:
         """A card reset: the ISD is selected again; no current EF, no verified PIN, no secure channel, no pending output."""
         with self._lock:
+            self._generation += 1
             self._close_sessions()
             self._selected = _ISD
             self._clear_application_state()
@@ -332,12 +341,20 @@ class GpSe:
                     "reader_access": self._reader_access,
                     "apsd_keys": _keys_to_json(self._apsd_keys),
                 },
-                "isd": {"keys": _keys_to_json(self._isd_keys), "sequence_counter": self._isd_card.sequence_counter},
+                "isd": {
+                    "keys": _keys_to_json(self._isd_keys),
+                    "sequence_counter": self._isd_card.sequence_counter,
+                    "failed_authentications": self._isd_card.failed_authentications,
+                },
                 "access_rules": {aid.hex().upper(): [h.hex() for h in hashes_] for aid, hashes_ in self._access_rules.items()},
                 "applet": None
                 if applet is None
                 else {
-                    "apsd": {"keys": _keys_to_json(applet.apsd_keys), "sequence_counter": applet.card.sequence_counter},
+                    "apsd": {
+                        "keys": _keys_to_json(applet.apsd_keys),
+                        "sequence_counter": applet.card.sequence_counter,
+                        "failed_authentications": applet.card.failed_authentications,
+                    },
                     "max_tries": {kind.value: applet.max_tries[kind] for kind in Kind},
                     "r": None if applet.r is None else applet.r.hex(),
                     "ca_certs": {kind.value: applet.ca_certs[kind].hex() if kind in applet.ca_certs else None for kind in Kind},
@@ -377,7 +394,7 @@ class GpSe:
             self.power_reset()
 
     def _load_nonvolatile(self, snapshot: Mapping[str, Any]) -> None:
-        self._isd_card = SCP03Card(self._isd_keys, aid=ISD_AID, sequence_counter=int(snapshot["isd"]["sequence_counter"]))
+        self._isd_card = _card_from_json(self._isd_keys, ISD_AID, snapshot["isd"])
         rules: dict[bytes, tuple[bytes, ...]] = {}
         for aid_hex, hashes_hex in snapshot["access_rules"].items():
             aid = bytes.fromhex(aid_hex)
@@ -396,7 +413,7 @@ class GpSe:
         if not all(1 <= n <= 15 for n in max_tries.values()):
             raise ValueError(f"PIN retry limits must be 1..15, got {max_tries}")
         applet = _Applet(
-            card=SCP03Card(apsd_keys, aid=APSD_AID, sequence_counter=int(data["apsd"]["sequence_counter"])),
+            card=_card_from_json(apsd_keys, APSD_AID, data["apsd"]),
             apsd_keys=apsd_keys,
             max_tries=max_tries,
             r=None if data["r"] is None else bytes.fromhex(data["r"]),
@@ -1080,6 +1097,13 @@ def _parse_access_rules(data: bytes) -> dict[bytes, tuple[bytes, ...]]:
     if not rules:
         raise ValueError("no access rule")
     return rules
+
+
+def _card_from_json(keys: StaticKeys, aid: bytes, data: Mapping[str, Any]) -> SCP03Card:
+    """A security domain's SCP03 card side with its non-volatile counters (older snapshots: no failed authentications)."""
+    return SCP03Card(
+        keys, aid=aid, sequence_counter=int(data["sequence_counter"]), failed_authentications=int(data.get("failed_authentications", 0))
+    )
 
 
 def _keys_to_json(keys: StaticKeys) -> dict[str, Any]:

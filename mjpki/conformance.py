@@ -21,9 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from mjpki.adapters.system import AdapterFactory
+from mjpki.edge_checks import CHECK_ID as EDGE_CHECK_ID
+from mjpki.edge_checks import run_edge_tour, tour_world
 from mjpki.known_failures import KnownFailures
-from mjpki.lockstep import Divergence, Lockstep, lockstep_machine, write_failure
-from mjpki.scenarios import SCENARIOS, Scenario, base_world
+from mjpki.lockstep import Divergence, Lockstep, SearchStopped, lockstep_machine, write_failure
+from mjpki.parallel import SystemRecipe
+from mjpki.scenarios import SCENARIOS, Scenario, base_world, boundary_world
 from mjpki.spec.assumptions import ASSUMPTIONS
 from mjpki.spec.requirements import REQUIREMENTS, conformance_ids
 from mjpki.spec.rules import RULES
@@ -35,12 +38,14 @@ __all__ = [
     "RunProfile",
     "Check",
     "CheckResult",
+    "ShrinkReport",
     "ConformanceResult",
     "all_checks",
     "run_check",
     "run_conformance",
     "unused_known",
     "verdicts",
+    "judged_on",
     "result_json",
     "coverage_json",
     "RESULT_FORMAT",
@@ -59,14 +64,20 @@ class RunProfile:
     shrink: bool
     """Shrink a failing run to a short one (slower, much more readable traces)."""
     doc: str
+    shrink_seconds: float = 30.0
+    """How long shrinking may take once a failure is found: the shortest run by then is the one reported."""
 
 
 PROFILES: dict[str, RunProfile] = {
     p.name: p
     for p in (
-        RunProfile(name="quick", examples=30, steps=40, shrink=True, doc="seconds: a smoke test while developing"),
-        RunProfile(name="ci", examples=150, steps=50, shrink=True, doc="a minute or two on the reference: for every commit"),
-        RunProfile(name="thorough", examples=2000, steps=100, shrink=True, doc="half an hour and more: before a release"),
+        RunProfile(name="quick", examples=30, steps=40, shrink=True, shrink_seconds=10, doc="seconds: a smoke test while developing"),
+        RunProfile(
+            name="ci", examples=150, steps=50, shrink=True, shrink_seconds=30, doc="a minute or two on the reference: for every commit"
+        ),
+        RunProfile(
+            name="thorough", examples=2000, steps=100, shrink=True, shrink_seconds=180, doc="half an hour and more: before a release"
+        ),
     )
 }
 
@@ -81,10 +92,12 @@ STATEFUL_WORLDS: dict[str, Callable[[], World]] = {
         phone_linkage="per_kind",
         card_found_fresh_expiry=True,
     ),
-    "linkage-either": lambda: base_world(phone_linkage="either"),
+    "linkage-either": lambda: boundary_world(phone_linkage="either"),
 }
 """The worlds of the stateful checks: the variant defaults, every variant in another setting, and the third setting of
-phone_linkage (ASM-PHONE-LINKAGE: signing only as launched, per kind in "variants", either card certificate here)."""
+phone_linkage (ASM-PHONE-LINKAGE: signing only as launched, per kind in "variants", either card certificate here). The
+last has a phone at every eligibility and biometrics boundary (mjpki.scenarios.boundary_world); the first two keep
+base_world's five phones, which the PC/SC setup serves an SE each."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,7 +106,7 @@ class Check:
 
     id: str
     kind: str
-    """"scenario" or "stateful"."""
+    """"scenario", "edges" (the runs generated from the explored graph: mjpki.edge_checks) or "stateful"."""
     title: str
     world: World
     scenario: Scenario | None = None
@@ -102,11 +115,35 @@ class Check:
 def all_checks() -> tuple[Check, ...]:
     """Every check, scenarios first (they are short and name what they test), then the stateful searches."""
     out = [Check(id=f"scenario:{sc.id}", kind="scenario", title=sc.title, world=sc.world, scenario=sc) for sc in SCENARIOS.values()]
+    # The transition tour after the scenarios: deterministic, a few seconds, and it asks every outcome of its scope.
+    title = "runs generated from the explored graph: every (rule, outcome) pair and deadline boundary of a small scope"
+    out.append(Check(id=EDGE_CHECK_ID, kind="edges", title=title, world=tour_world()))
     out += [
         Check(id=f"stateful:{name}", kind="stateful", title=f"generated lockstep runs, {name} variant settings", world=make())
         for name, make in STATEFUL_WORLDS.items()
     ]
     return tuple(out)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShrinkReport:
+    """A failing search's first failure and its shrinking: steps as found and as reported, and the seconds each took."""
+
+    found_after: float
+    """Seconds from the check's start to the first failing run."""
+    found_steps: int
+    shrunk_steps: int
+    shrink_seconds: float
+    budget: float
+    stopped: bool
+    """Shrinking was cut off by the budget (the trace is the shortest found by then, not Hypothesis's minimum)."""
+
+    def __str__(self) -> str:
+        how = f"budget of {self.budget:g} s spent" if self.stopped else "done"
+        return (
+            f"first failure after {self.found_after:.1f} s ({self.found_steps} steps); "
+            f"shrunk to {self.shrunk_steps} steps in {self.shrink_seconds:.1f} s ({how})"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,6 +165,14 @@ class CheckResult:
     message: str = ""
     outcomes: Mapping[tuple[str, str], int] = field(default_factory=dict)
     """(action, the spec's outcome code) -> steps sent to the system with it: the spec's actions and refusals exercised."""
+    shrink: ShrinkReport | None = None
+    """For a failing search: the run as found, and how far shrinking got within the profile's budget."""
+    note: str = ""
+    """A figure the check reports besides its verdict (coverage:edges: the pairs and deadline boundaries it asked)."""
+    figures: Mapping[str, Any] = field(default_factory=dict)
+    """The same as data, for result.json."""
+    artefact_judgements: int = 0
+    """How often the system's own artefacts (CRLs, OCSP, certificates) were judged (mjpki.published); 0: self-report only."""
 
     @property
     def failed(self) -> bool:
@@ -212,23 +257,56 @@ def run_check(
     runs = steps = 0
     divergence: Divergence | None = None
     trace: Trace | None = None
-    message = ""
-    if check.kind == "scenario":
+    shrink: ShrinkReport | None = None
+    message = note = ""
+    figures: dict[str, Any] = {}
+    judged = [0]  # artefact judgements, summed over the check's runs
+    if check.kind == "edges":
+        tour = run_edge_tour(factory, timeout=timeout, system_name=system_name)
+        exercised, outcomes, runs, steps = set(tour.exercised), Counter(tour.outcomes), tour.runs, tour.steps
+        divergence, trace, message, note, figures = tour.divergence, tour.trace, tour.message, tour.summary, tour.figures
+        judged[0] = tour.published_checks
+    elif check.kind == "scenario":
         run, message = _scenario_check(check, factory, timeout=timeout, system_name=system_name)
         exercised = _exercised(run)
         outcomes = _outcomes(run)
         runs, steps = 1, len(run.steps)
+        judged[0] = run.published_checks
         divergence = run.divergence
         if divergence is not None:
             trace = run.trace(title=f"{check.id}: {check.title}", source="scenario")
     else:
         found: list[tuple[Trace, Divergence]] = []
         last_report = [time.monotonic()]
+        first_at: list[float] = []
+
+        def diverged(trace: Trace, d: Divergence) -> None:
+            # Report the first failure at once, with the run as found (issue 15, part 3); shrinking comes after, bounded.
+            found.append((trace, d))
+            if len(found) == 1:
+                first_at.append(time.monotonic())
+                if out_dir is not None:
+                    _artefacts(trace, out_dir, check.id.replace(":", "-"), d)
+                if progress is not None:
+                    progress(
+                        f"  {check.id}: FAILS after {first_at[0] - start:.1f} s ({len(trace.steps)} steps): {d}\n"
+                        f"  {check.id}: shrinking, at most {profile.shrink_seconds:g} s"
+                    )
+            elif progress is not None and len(trace.steps) < min(len(t.steps) for t, _d in found[:-1]):
+                progress(f"  {check.id}: shrunk to {len(trace.steps)} steps, {time.monotonic() - first_at[0]:.1f} s")
+
+        spent: list[bool] = []
+
+        def budget_spent() -> bool:
+            if first_at and time.monotonic() - first_at[0] > profile.shrink_seconds:
+                spent.append(True)
+            return bool(spent)
 
         def ended(run: Lockstep) -> None:
             nonlocal runs, steps
             runs += 1
             steps += len(run.steps)
+            judged[0] += run.published_checks
             exercised.update(_exercised(run))
             outcomes.update(_outcomes(run))
             if progress is not None and time.monotonic() - last_report[0] > 10:
@@ -236,11 +314,18 @@ def run_check(
                 progress(f"  {check.id}: {runs} runs, {steps} steps, {time.monotonic() - start:.0f} s")
 
         machine = lockstep_machine(
-            factory, check.world, timeout=timeout, name=system_name, on_divergence=lambda t, d: found.append((t, d)), on_run_end=ended
+            factory, check.world, timeout=timeout, name=system_name, on_divergence=diverged, on_run_end=ended, stop=budget_spent
         )
-        message = _search(machine, profile, database_dir, check.id)
+        message, stopped = _search(machine, profile, database_dir, check.id)
+        # Hypothesis may wrap the stop in an error of its own (a run that ended early looks like flaky data to it).
+        stopped = stopped or bool(spent)
         if found:
-            trace, divergence = found[-1]  # Hypothesis replays the shrunk example last
+            # Hypothesis replays the shrunk example last; cut off by the budget, the shortest failing run found so far.
+            trace, divergence = found[-1] if not stopped else min(reversed(found), key=lambda td: len(td[0].steps))
+            shrink = ShrinkReport(
+                found_after=first_at[0] - start, found_steps=len(found[0][0].steps), shrunk_steps=len(trace.steps),
+                shrink_seconds=time.monotonic() - first_at[0], budget=profile.shrink_seconds, stopped=stopped,
+            )  # fmt: skip
             trace = Trace(
                 world=trace.world, steps=trace.steps, title=f"{check.id}: {system_name} diverges", source="hypothesis",
                 system=trace.system, meta=trace.meta,
@@ -258,11 +343,15 @@ def run_check(
     return CheckResult(
         check=check, status=status, exercised=frozenset(exercised), runs=runs, steps=steps, seconds=time.monotonic() - start,
         divergence=divergence, trace=trace, artefacts=artefacts, known_reason=reason, message=message, outcomes=dict(outcomes),
+        shrink=shrink, note=note, figures=figures, artefact_judgements=judged[0],
     )  # fmt: skip
 
 
-def _search(machine: type, profile: RunProfile, database_dir: Path | None, key: str) -> str:
-    """Run the Hypothesis search; the divergence arrives through the machine's callback. Returns a suite error, if any."""
+def _search(machine: type, profile: RunProfile, database_dir: Path | None, key: str) -> tuple[str, bool]:
+    """Run the Hypothesis search; the divergence arrives through the machine's callback.
+
+    Returns a suite error, if any, and whether the machine stopped the search (its shrink budget spent).
+    """
     from hypothesis import HealthCheck, Phase, settings
     from hypothesis.database import DirectoryBasedExampleDatabase
     from hypothesis.errors import FlakyFailure, FlakyStrategyDefinition
@@ -285,12 +374,14 @@ def _search(machine: type, profile: RunProfile, database_dir: Path | None, key: 
     )
     try:
         run_state_machine_as_test(machine, settings=how)
+    except SearchStopped:
+        return "", True  # the divergences were recorded by the callback; the shortest one is reported
     except AssertionError:
-        return ""  # the divergence was recorded by the callback
+        return "", False  # the divergence was recorded by the callback
     except (FlakyFailure, FlakyStrategyDefinition) as exc:
         # A system whose answers change between identical runs; the first divergence is still reported.
-        return f"the system is not deterministic under replay ({type(exc).__name__})"
-    return ""
+        return f"the system is not deterministic under replay ({type(exc).__name__})", False
+    return "", False
 
 
 def unused_known(results: tuple[CheckResult, ...] | list[CheckResult], known: KnownFailures | None) -> tuple[str, ...]:
@@ -328,8 +419,14 @@ def run_conformance(
     system_name: str = "",
     database_dir: Path | None = None,
     progress: Progress | None = None,
+    jobs: int = 1,
+    recipe: SystemRecipe | None = None,
 ) -> ConformanceResult:
-    """Run every check (or the given ones) on the system; write failure artefacts and result.json to out_dir."""
+    """Run every check (or the given ones) on the system; write failure artefacts and result.json to out_dir.
+
+    jobs > 1: the checks run in that many worker processes (mjpki.parallel), each building its own system from recipe (the
+    options that name it); results, progress lines and result.json come in the checks' order, as in a serial run.
+    """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
     prof = PROFILES[profile]
@@ -338,7 +435,20 @@ def run_conformance(
     t0 = time.monotonic()
     results: list[CheckResult] = []
     chosen = checks if checks is not None else all_checks()
-    for i, check in enumerate(chosen, 1):
+    if jobs > 1 and len(chosen) > 1:
+        if recipe is None:
+            raise ValueError("jobs > 1 needs the recipe of the system (each worker process builds its own)")
+        from mjpki.parallel import run_checks_parallel
+
+        def done(i: int, r: CheckResult) -> None:
+            if progress is not None:
+                progress(f"[{i}/{len(chosen)}] {check_line(r)}")
+
+        results = run_checks_parallel(
+            chosen, recipe, jobs=jobs, profile=profile, out_dir=out_dir, known=known_failures, system_name=name,
+            database_dir=database_dir, done=done,
+        )  # fmt: skip
+    for i, check in enumerate(() if results else chosen, 1):
         r = run_check(
             check, factory, profile=prof, out_dir=out_dir, known=known_failures, timeout=timeout, system_name=name,
             database_dir=database_dir, progress=progress,
@@ -362,11 +472,23 @@ def check_line(r: CheckResult) -> str:
     line = f"{label:5}  {r.check.id:44} {r.runs:4} runs {r.steps:6} steps {r.seconds:6.1f} s"
     if r.divergence is not None:
         line += f"\n       {r.divergence}"
+    if r.shrink is not None:
+        line += f"\n       {r.shrink}"
+    if r.note:
+        line += f"\n       {r.note}"
     if r.known_reason:
         line += f"\n       known failure: {r.known_reason}"
     if r.message:
         line += f"\n       suite error: {r.message}"
     return line
+
+
+def judged_on(rid: str, results: tuple[CheckResult, ...] | list[CheckResult]) -> str:
+    """"artefacts" if a check that exercised the requirement judged the system's own CRLs/OCSP/certificates for it, else "self-report"."""
+    from mjpki.published import ARTEFACT_REQS
+
+    on_artefacts = rid in ARTEFACT_REQS and any(r.artefact_judgements and rid in r.exercised for r in results)
+    return "artefacts" if on_artefacts else "self-report"
 
 
 def result_json(result: ConformanceResult) -> dict[str, Any]:
@@ -376,12 +498,20 @@ def result_json(result: ConformanceResult) -> dict[str, Any]:
         data: dict[str, Any] = {
             "id": r.check.id, "kind": r.check.kind, "title": r.check.title, "status": r.status, "runs": r.runs, "steps": r.steps,
             "seconds": round(r.seconds, 3), "exercised": sorted(r.exercised),
-            "variants": r.check.world.to_json()["variants"],
+            "variants": r.check.world.to_json()["variants"], "artefact_judgements": r.artefact_judgements,
         }  # fmt: skip
         if r.divergence is not None:
             d = r.divergence
             action = None if d.action is None else str(d.action)
             data["divergence"] = {"index": d.index, "action": action, "what": d.what, "reqs": list(d.reqs)}
+        if r.shrink is not None:
+            sh = r.shrink
+            data["shrink"] = {
+                "found_after": round(sh.found_after, 3), "found_steps": sh.found_steps, "shrunk_steps": sh.shrunk_steps,
+                "seconds": round(sh.shrink_seconds, 3), "budget": sh.budget, "stopped": sh.stopped,
+            }  # fmt: skip
+        if r.note:
+            data["coverage"] = {"summary": r.note, **r.figures}
         if r.artefacts:
             data["artefacts"] = [str(p) for p in r.artefacts]
         if r.known_reason:
@@ -407,7 +537,10 @@ def result_json(result: ConformanceResult) -> dict[str, Any]:
         },
         "checks": [check(r) for r in result.results],
         "requirements": {
-            rid: {"title": REQUIREMENTS[rid].title, "verdict": v, "checks": [r.check.id for r in result.results if rid in r.exercised]}
+            rid: {
+                "title": REQUIREMENTS[rid].title, "verdict": v, "checks": [r.check.id for r in result.results if rid in r.exercised],
+                "judged_on": judged_on(rid, result.results),
+            }
             for rid, v in result.verdicts.items()
         },
         "unused_known_failures": list(result.unused_known),
@@ -452,12 +585,28 @@ def render_summary(result: ConformanceResult, *, titles: Mapping[str, str] | Non
         for r in new:
             lines.append(f"  {r.check.id}: {r.divergence if r.divergence is not None else r.message}")
             lines += [f"      {p}" for p in r.artefacts]
+    lines += [f"{r.check.id}: {r.note}" for r in result.results if r.note]
+    on_artefacts = [rid for rid in result.verdicts if judged_on(rid, result.results) == "artefacts"]
+    lines.append(
+        "Judged on the system's own artefacts (CRLs, OCSP, certificates as DER): " + ", ".join(on_artefacts) + "; the rest on self-report."
+        if on_artefacts
+        else "Judged on self-report only: the system hands over no artefacts (see docs/adapters.md, artefacts())."
+    )
     tally = {v: sum(1 for x in result.verdicts.values() if x == v) for v in ("pass", "FAIL", "known failure", "not exercised")}
     passed = sum(1 for r in result.results if r.status == "pass")
     lines.append(
         f"{result.system}, profile {result.profile}: {passed} of {len(result.results)} checks "
         f"passed in {result.seconds:.0f} s; requirements: "
         + ", ".join(f"{n} {v}" for v, n in tally.items() if n)
-        + ("; CONFORMS" if result.passed and not tally["not exercised"] else "; DOES NOT CONFORM" if not result.passed else "")
+        + _verdict_words(passed=result.passed, unexercised=tally["not exercised"])
     )
     return "\n".join(lines)
+
+
+def _verdict_words(*, passed: bool, unexercised: int) -> str:
+    """The summary's last words. The run exits 0 only when they include CONFORMS, so a subset says how far it goes."""
+    if not passed:
+        return "; DOES NOT CONFORM"
+    if unexercised:
+        return f"; CONFORMS on the checks run ({unexercised} requirements not exercised: not a verdict on the whole spec)"
+    return "; CONFORMS"

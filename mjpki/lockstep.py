@@ -13,12 +13,14 @@ from __future__ import annotations
 import concurrent.futures
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mjpki.adapters.system import AdapterFactory, SystemAdapter
-from mjpki.properties.invariants import check_state, check_transition
+from mjpki.adapters.system import AdapterError, AdapterFactory, SystemAdapter
+from mjpki.properties.invariants import Violation, check_state, check_transition
 from mjpki.spec.actions import Action
+from mjpki.spec.blame import DETAIL_REQS, blame, failure_reqs
 from mjpki.spec.machine import step
 from mjpki.spec.observe import Observation
 from mjpki.spec.outcome import Outcome
@@ -26,14 +28,19 @@ from mjpki.spec.state import State, initial_state
 from mjpki.spec.trace import Trace, TraceStep, step_reqs
 from mjpki.spec.world import World
 
-__all__ = ["COMPARED_DETAILS", "Divergence", "Lockstep", "lockstep_machine", "write_failure"]
+__all__ = ["COMPARED_DETAILS", "Divergence", "Lockstep", "SearchStopped", "lockstep_machine", "write_failure"]
 
-COMPARED_DETAILS = frozenset(
-    {"tries_left", "push_due", "kind", "leftover_removed", "se_wiped", "profile", "removed", "deleted", "deletion_warning"}
-)
-"""Outcome details compared with the spec's; the rest name the system's own serials and are not."""
+COMPARED_DETAILS = frozenset(DETAIL_REQS)
+"""Outcome details compared with the spec's (mjpki.spec.blame.DETAIL_REQS); the rest name the system's own serials and are not."""
 
 T = TypeVar("T")
+
+
+class SearchStopped(BaseException):
+    """Raised inside a generated run to end the whole Hypothesis search (its shrink budget is spent).
+
+    A BaseException, like KeyboardInterrupt: Hypothesis counts an Exception as a failure to shrink, this one it lets through.
+    """
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,6 +75,9 @@ class Lockstep:
         """An adapter call timed out: its worker thread is still busy, so nothing more is sent."""
         self.system: SystemAdapter | None = None
         self._obs: Observation | None = None
+        self.publishes = False
+        """The system hands over its artefacts: what it publishes is judged on them (mjpki.published), not on self-report."""
+        self.published_checks = 0
         # Building a system (keys, databases, readers) takes longer than a step: by default six step timeouts, at least a minute.
         limit = factory_timeout if factory_timeout is not None else max(6 * timeout, 60.0)
         made, problem = self._call(lambda: factory(world), timeout=limit)
@@ -80,9 +90,12 @@ class Lockstep:
             self._diverge(-1, None, problem, ())
             return
         self._obs = obs
-        found = check_state(world, obs)  # type: ignore[arg-type]
+        found = _state_violations(world, obs)  # type: ignore[arg-type]
         if found:
             self._diverge(-1, None, "initial state: " + "; ".join(map(str, found)), tuple(r for v in found for r in v.reqs))
+        self.publishes = callable(getattr(made, "artefacts", None))
+        if not self.broken and self.publishes:
+            self._judge_published(-1, None, None, obs)  # type: ignore[arg-type]
 
     # --- calling the adapter safely ---
 
@@ -94,7 +107,11 @@ class Lockstep:
         except concurrent.futures.TimeoutError:
             self._hung = True
             return None, f"no answer within {limit:g} s (the adapter hangs)"
-        except Exception as exc:  # an adapter's exception is a finding, never a crash of the suite
+        except BaseException as exc:  # an adapter's exception, SystemExit and KeyboardInterrupt too, is a finding
+            if not (future.done() and not future.cancelled() and future.exception() is exc):
+                raise  # not the adapter's: e.g. Ctrl-C while waiting for it
+            if isinstance(exc, AdapterError):  # the adapter's own account of what went wrong (over the wire: exit, signal, stderr)
+                return None, f"the adapter failed: {exc}"
             return None, f"the adapter raised {type(exc).__name__}: {exc}"
 
     def _observe(self) -> tuple[Observation | None, str | None]:
@@ -105,6 +122,23 @@ class Lockstep:
         if not isinstance(obs, Observation):
             return None, f"observation() returned {type(obs).__name__}, not an Observation"
         return obs, None
+
+    def _judge_published(self, index: int, action: Action | None, pre: Observation | None, post: Observation) -> tuple[str, ...]:
+        """Judge the system's artefacts when due (mjpki.published.published_due); a finding is a divergence."""
+        from mjpki.published import judge, published_due
+
+        due, probe = published_due(pre, post, index=index, action_name="" if action is None else action.name)
+        if not due:
+            return ()
+        self.published_checks += 1
+        found, problem = self._call(lambda: judge(self.world, post, self.system, now=self.state.now, probe=probe))
+        if problem is not None:
+            self._diverge(index, action, f"artefacts(): {problem}", ())
+            return (problem,)
+        if found:
+            reqs = tuple(dict.fromkeys(r for f in found for r in f.reqs))
+            self._diverge(index, action, "published artefacts: " + "; ".join(map(str, found)), reqs)
+        return tuple(str(f) for f in found or ())
 
     def _diverge(self, index: int, action: Action | None, what: str, reqs: tuple[str, ...]) -> None:
         if self.divergence is None:
@@ -132,26 +166,32 @@ class Lockstep:
         if problem is None and not isinstance(actual, Outcome):
             problem = f"step() returned {type(actual).__name__}, not an Outcome"
         if problem is not None:
-            self._diverge(index, action, problem, reqs)
+            self._diverge(index, action, problem, failure_reqs(action, expected))
             record = TraceStep(action=action, expected=expected, reqs=reqs, note=problem)
             self.steps.append(record)
             return record
         assert isinstance(actual, Outcome)
-        mismatch = _compare(expected, actual)
+        mismatch = _compare(action, expected, actual)
         if mismatch:
-            extra = actual.reason.reqs if actual.reason is not None else ()
-            self._diverge(index, action, mismatch, tuple(dict.fromkeys(reqs + extra)))
+            # Blame what differs (the refusal, the detail), not the whole rule (issue 15, part 7); the rule's list only
+            # if nothing narrower is known.
+            what, blamed = mismatch
+            self._diverge(index, action, what, blamed or reqs)
         post, problem = self._observe()
         if problem is not None:
-            self._diverge(index, action, problem, reqs)
+            self._diverge(index, action, problem, failure_reqs(action, expected))
         else:
             assert post is not None and self._obs is not None
-            found = check_transition(self.world, self._obs, action, actual, post)
+            # The same object as before the step (an adapter that keeps its observation while nothing changed): already judged.
+            judged = [] if post is self._obs else _state_violations(self.world, post)
+            found = check_transition(self.world, self._obs, action, actual, post, states=False) + judged
             violations = tuple(str(v) for v in found)
             if found:
                 self._diverge(
                     index, action, "invariant: " + "; ".join(map(str, found)), tuple(dict.fromkeys(r for v in found for r in v.reqs))
                 )
+            if not self.broken and self.publishes:
+                violations += self._judge_published(index, action, self._obs, post)
             self._obs = post
         record = TraceStep(action=action, expected=expected, actual=actual, reqs=reqs, violations=violations, note=problem)
         self.steps.append(record)
@@ -171,6 +211,24 @@ class Lockstep:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+@lru_cache(maxsize=4096)
+def _judged(world: World, obs: Observation) -> tuple[Violation, ...]:
+    return tuple(check_state(world, obs))
+
+
+def _state_violations(world: World, obs: Observation) -> list[Violation]:
+    """The state invariants' violations on obs, judged once per distinct (world, observation) in this process.
+
+    State invariants are a function of the observation alone, and a search meets the same states again and again (every
+    run starts from the initial one; refusals leave the state as it was). An observation that cannot be hashed (an
+    adapter's own containers in it) is judged every time.
+    """
+    try:
+        return list(_judged(world, obs))
+    except TypeError:
+        return check_state(world, obs)
+
+
 def write_failure(trace: Trace, divergence: Divergence, out_dir: Path, name: str) -> tuple[Path, ...]:
     """Write a failing run as <name>.json (the trace), .txt (the step table) and .md (report with sequence diagram)."""
     from mjpki.mermaid import markdown_report
@@ -185,13 +243,9 @@ def write_failure(trace: Trace, divergence: Divergence, out_dir: Path, name: str
     return paths
 
 
-def _compare(expected: Outcome, actual: Outcome) -> str | None:
-    if expected.code != actual.code:
-        return f"the spec says {expected.code}, the system {actual.code}"
-    for key in sorted(COMPARED_DETAILS & set(expected.details)):
-        if key in actual.details and actual.details[key] != expected.details[key]:
-            return f"{key}: the spec says {expected.details[key]!r}, the system {actual.details[key]!r}"
-    return None
+def _compare(action: Action, expected: Outcome, actual: Outcome) -> tuple[str, tuple[str, ...]] | None:
+    """What differs between the outcomes and the requirement IDs it is about (mjpki.spec.blame), or None."""
+    return blame(action, expected, actual)
 
 
 def lockstep_machine(
@@ -203,34 +257,47 @@ def lockstep_machine(
     name: str = "",
     on_divergence: Callable[[Trace, Divergence], None] | None = None,
     on_run_end: Callable[[Lockstep], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> type:
     """A Hypothesis RuleBasedStateMachine that runs generated steps in lockstep on the spec and a system.
 
     On a divergence it writes the run as a trace (and a step table next to it) into
     trace_dir and calls on_divergence; Hypothesis replays the shrunk example last, so the
     file (and the last call) hold the shortest failing run it found. on_run_end sees every
-    run as it ends (for progress and requirement coverage).
+    run as it ends (for progress and requirement coverage). Where stop() turns true, the next run or step raises
+    SearchStopped, which ends the search (shrinking included) at once: the caller keeps the shortest run it was shown.
     """
 
     from hypothesis import strategies as st
+    from hypothesis import target as hypothesis_target
     from hypothesis.stateful import RuleBasedStateMachine, rule
 
     from mjpki.render import step_table
     from mjpki.strategies import action_strategy
 
     system_name = name or getattr(factory, "__qualname__", repr(factory))
+    seen: set[tuple[str, str]] = set()
+    """(action, the spec's outcome code) pairs some earlier run of this search produced."""
+    written: list[int] = []
+    """Length of the failing run last written to trace_dir: a longer one found later (while shrinking) does not replace it."""
 
     class LockstepMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
+            self._stop_if_asked()
             self.run = Lockstep(factory, world, timeout=timeout, system_name=system_name)
             self._fail_if_diverged()
 
         @rule(data=st.data())
         def act(self, data: st.DataObject) -> None:
+            self._stop_if_asked()
             action = data.draw(action_strategy(world, self.run.state), label="action")
             self.run.step(action)
             self._fail_if_diverged()
+
+        def _stop_if_asked(self) -> None:
+            if stop is not None and stop():
+                raise SearchStopped("the search's budget is spent")
 
         def _fail_if_diverged(self) -> None:
             d = self.run.divergence
@@ -240,11 +307,19 @@ def lockstep_machine(
             if on_divergence is not None:
                 on_divergence(trace, d)
             table = step_table(trace)
-            if trace_dir:
+            if trace_dir and (not written or len(trace.steps) <= written[-1]):
+                written.append(len(trace.steps))
                 write_failure(trace, d, Path(trace_dir), system_name)
             raise AssertionError(f"{system_name} diverges from the spec: {d}\n{table}")
 
         def teardown(self) -> None:
+            if not hasattr(self, "run"):  # stopped before its Lockstep was made
+                return
+            # Steer the search toward runs that reach outcomes no earlier run reached (a refusal deep in a flow, an
+            # acceptance after a model change): Hypothesis's target phase mutates the runs with the highest score.
+            pairs = {(s.action.name, s.expected.code) for s in self.run.steps}
+            hypothesis_target(float(len(pairs - seen)), label="new (action, outcome) pairs")
+            seen.update(pairs)
             self.run.close()
             if on_run_end is not None:
                 on_run_end(self.run)

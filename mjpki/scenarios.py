@@ -17,7 +17,7 @@ from mjpki.spec.clock import DAY, HOUR, from_datetime
 from mjpki.spec.domain import AuthMethod, Kind, SPKind
 from mjpki.spec.world import PersonSpec, PhoneSpec, ServiceProviderSpec, World
 
-__all__ = ["Expect", "Scenario", "SCENARIOS", "scenario", "base_world"]
+__all__ = ["Expect", "Scenario", "SCENARIOS", "scenario", "base_world", "boundary_world"]
 
 SIGNING, AUTH = Kind.SIGNING, Kind.AUTH
 BOTH = frozenset({SIGNING, AUTH})
@@ -88,6 +88,26 @@ def base_world(**variants: Any) -> World:
         ),
         variants=Variants(**variants),
     )
+
+
+def boundary_world(**variants: Any) -> World:
+    """base_world's persons and providers with a phone at every eligibility and biometrics boundary (ACT-3, PIN-6).
+
+    P1 holds D1 (Android 13), D3 (11: the OS credential stands in), D4 (10: Class 3 biometrics only), D5 (9: the
+    oldest that qualifies, biometrics not Class 3) and D8 (no GP-SE); P2 holds D2 (13), D6 (Android 8) and D7 (no NFC).
+    """
+    world = base_world(**variants)
+    phones = (
+        PhoneSpec(id="D1", se_id="SE-0001", initial_holder="P1"),
+        PhoneSpec(id="D2", se_id="SE-0002", initial_holder="P2"),
+        PhoneSpec(id="D3", se_id="SE-0003", android=11, initial_holder="P1"),
+        PhoneSpec(id="D4", se_id="SE-0004", android=10, initial_holder="P1"),
+        PhoneSpec(id="D5", se_id="SE-0005", android=9, biometric_class3=False, initial_holder="P1"),
+        PhoneSpec(id="D6", se_id="SE-0006", android=8, initial_holder="P2"),
+        PhoneSpec(id="D7", se_id="SE-0007", nfc=False, initial_holder="P2"),
+        PhoneSpec(id="D8", se_id="SE-0008", gp_se=False, initial_holder="P1"),
+    )
+    return World(persons=world.persons, phones=phones, service_providers=world.service_providers, variants=world.variants)
 
 
 def E(action: A.Action, code: str = "ACCEPTED", **details: Any) -> Expect:
@@ -297,6 +317,54 @@ def _model_change_offline() -> list[Expect]:
         auth("D1", "CERT_REVOKED"),
         # Stopping use from the old phone still deletes the leftovers (ASM-REVOKE-FROM-PHONE-PER-KIND).
         E(A.RevokeFromPhone(phone="D1", kind=SIGNING, pin=SPIN), revoked=(), deleted=("signing",)),
+    ]
+
+
+@scenario(
+    "deletion-late-within-48-hours",
+    "Model change; the old phone comes online an hour before the 48-hour deadline and still deletes its keys",
+    reqs=("MCH-2", "MCH-3", "MCH-4"),
+)
+def _deletion_late() -> list[Expect]:
+    # Between a too-short deadline and the right one (issue 15): nothing has failed at 47 h, the push still deletes.
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.SetOnline(phone="D1", online=False)),
+        E(A.InstallApp(phone="D3")),
+        E(A.PrepareApplet(phone="D3")),
+        E(A.Apply(person="P1", phone="D3", kinds=BOTH, signing_pin=SPIN2, auth_pin=APIN2, consent=True), deletion_warning=True),
+        E(A.AdvanceTime(minutes=47 * HOUR), deletions_failed=()),
+        E(A.SetOnline(phone="D1", online=True)),
+        E(A.DeliverDeletionPush(phone="D1"), deleted=("auth", "signing")),
+        E(A.AdvanceTime(minutes=HOUR), deletions_failed=()),
+    ]
+
+
+@scenario(
+    "deletion-after-the-slot-changed-hands",
+    "A deletion queued for the old phone arrives after the person moved back to it: it deletes the old keys only",
+    reqs=("DEL-1", "MCH-2", "MCH-4", "LNK-3"),
+)
+def _deletion_after_slot_changed() -> list[Expect]:
+    # D1's slots hold new certificates by the time D1's deletion (of the old serials) arrives: nothing of them is deleted.
+    return [
+        *to_morning(),
+        *onboard("P1", "D1"),
+        E(A.InstallApp(phone="D3")),
+        E(A.PrepareApplet(phone="D3")),
+        E(A.Apply(person="P1", phone="D3", kinds=BOTH, signing_pin=SPIN2, auth_pin=APIN2, consent=True), deletion_warning=True),
+        E(A.AdvanceTime(minutes=5)),
+        E(A.DeliverIssuancePush(person="P1")),
+        E(A.Register(person="P1", phone="D3")),
+        E(A.Apply(person="P1", phone="D1", kinds=BOTH, signing_pin=SPIN, auth_pin=APIN, consent=True), deletion_warning=True),
+        E(A.AdvanceTime(minutes=5)),
+        E(A.DeliverIssuancePush(person="P1")),
+        E(A.Register(person="P1", phone="D1")),
+        E(A.SetPin(phone="D1", kind=SIGNING)),
+        E(A.DeliverDeletionPush(phone="D1"), deleted=()),
+        sign("D1"),
+        E(A.DeliverDeletionPush(phone="D3"), deleted=("auth", "signing")),
     ]
 
 

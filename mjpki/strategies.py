@@ -6,24 +6,46 @@ apply with the right PINs, wait for the push, register, set the PIN, use the key
 PIN that is set), and *random* actions with arbitrary arguments that produce the refusals:
 wrong and malformed PINs, someone else's phone, offline phones, invalid card signatures,
 unapproved service providers.
+
+Two more kinds of draw reach what short random runs rarely do (issue 15): *flow* actions continue
+the multi-step flows that need a complete registration on one phone and then several steps on
+another (a model change and back while the old phone's deletion is pending, PIN initialisation on
+a phone whose SE holds none of the person's certificates, a phone changing hands with a deletion
+queued for it, key use at every kind of relying party), and time steps aim at the instants where
+an answer changes (the spec's `next_instants`, one minute either side, the holders' birthdays and
+the anniversary of now), where a deadline configured wrong shows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import date
 from functools import lru_cache
 
 from hypothesis import strategies as st
 
 from mjpki.spec import actions as A
-from mjpki.spec.clock import DAY
+from mjpki.spec.clock import DAY, from_datetime, to_datetime
 from mjpki.spec.domain import AuthMethod, CertStatus, HoldCause, Kind, PinStatus
 from mjpki.spec.machine import next_instants
 from mjpki.spec.rules import max_tries
 from mjpki.spec.state import State
 from mjpki.spec.world import World
 
-__all__ = ["SIGNING_PINS", "AUTH_PINS", "HOLDER", "action_strategy", "progress_actions", "probe_actions"]
+__all__ = [
+    "SIGNING_PINS",
+    "AUTH_PINS",
+    "HOLDER",
+    "action_strategy",
+    "edge_instants",
+    "deep_flow_step",
+    "flow_actions",
+    "pin_flow_actions",
+    "relying_party_actions",
+    "progress_actions",
+    "probe_actions",
+]
 
 SIGNING_PINS = ("ABC123", "XYZ789", "ABCDEF", "abc123", "A1")
 """Two well-formed signing PINs and three malformed ones (PIN-1)."""
@@ -95,6 +117,224 @@ def probe_actions(world: World, state: State) -> list[A.Action]:
         if cc.status is CertStatus.SUSPENDED:
             out.append(A.UseCard(person=cc.person, kind=cc.kind, sp=sp))
     return out
+
+
+def flow_actions(world: World, state: State) -> list[A.Action]:
+    """The next step of a flow that spans phones: a model change (and back), PIN initialisation on a phone without the
+    person's certificates, a superseding application and registration from the phone it superseded, a phone changing
+    hands while a deletion is queued for it."""
+    out: list[A.Action] = []
+    for p in state.persons:
+        live = state.live_phone_certs(p)
+        if not live or p in state.applications:
+            continue
+        held_on = {c.se_id for c in live}
+        for d, ps in state.phones.items():
+            if ps.holder != p or world.phone(d).se_id in held_on:
+                continue
+            if ps.app_token is None:
+                out.append(A.InstallApp(phone=d))
+            elif not ps.applet_ready:
+                out.append(A.PrepareApplet(phone=d))
+            else:
+                # A model change to this phone (MCH-1, LNK-3); back to a phone with a deletion pending, the slot changes hands.
+                kinds = BOTH if len(live) > 1 else frozenset({live[0].kind})
+                change = A.Apply(person=p, phone=d, kinds=kinds, signing_pin=SIGNING_PINS[1], auth_pin=AUTH_PINS[1], consent=True)
+                out += [change, change, replace(change, consent=False)]
+                if (d, p) in state.deletions:  # back to the old phone before its deletion arrives: offered more often
+                    out += [change] * 4
+                # PIN initialisation where the SE is not the card's (PIN-4, LNK-6).
+                kind = live[0].kind
+                out.append(A.InitialisePin(person=p, phone=d, kind=kind, new_pin=(SIGNING_PINS if kind is Kind.SIGNING else AUTH_PINS)[1]))
+        # A second hold over the first, to be lifted in either order (SUS-1, SUS-2, SUS-3).
+        holds = {h for c in live for h in c.holds}
+        if holds == {HoldCause.PHONE_LOST}:
+            out += [A.ReportCardLost(person=p)] * 2
+        elif holds == {HoldCause.CARD_LOST}:
+            out += [A.ReportPhoneLost(person=p)] * 2
+    for p, app in state.applications.items():
+        # The flows above go through a registration: its next step, offered here too (push due, push, register).
+        ps = state.phones[app.phone]
+        if ps.online and ps.push_enabled:
+            if state.now < app.push_due:
+                out.append(A.AdvanceTime(minutes=app.push_due - state.now))
+            else:
+                out.append(A.Register(person=p, phone=app.phone) if app.notified else A.DeliverIssuancePush(person=p))
+        # A superseding application from another of the person's phones leaves the first phone's R stale (ISS-2, ISS-6).
+        for d, ps in state.phones.items():
+            if ps.holder == p and d != app.phone and ps.applet_ready:
+                out.append(A.Apply(person=p, phone=d, kinds=BOTH, signing_pin=SIGNING_PINS[0], auth_pin=AUTH_PINS[0], consent=True))
+                if app.notified:
+                    out += [A.Register(person=p, phone=d)] * 2  # with this phone's R, which the application no longer commits to
+    for d, person in state.deletions:
+        # The phone a deletion is queued for changes hands, or its app its token, before the push arrives (DEL-1, DEL-3, MCH-3).
+        others = [q for q in state.persons if q != person]
+        if others:
+            out.append(A.TransferPhone(phone=d, to=others[0]))
+        out += [A.InstallApp(phone=d), A.FactoryReset(phone=d), A.DeliverDeletionPush(phone=d)]
+    return out
+
+
+def pin_flow_actions(world: World, state: State) -> list[A.Action]:
+    """The next step of a PIN's life after registration: wrong entries on to the lock (by key use or by revocation from
+    the phone), everything refused once locked, the screen lock enrolled, the PIN changed behind it and the screen lock
+    standing in afterwards."""
+    out: list[A.Action] = []
+    sp = world.service_providers[0].id
+    for d, ps in state.phones.items():
+        for kind, slot in ps.se.slots.items():
+            pins = SIGNING_PINS if kind is Kind.SIGNING else AUTH_PINS
+            wrong = "ZZZ999" if kind is Kind.SIGNING else "9999"
+            if slot.pin_status is PinStatus.SET and slot.pin is not None:
+                # Wrong entries, on to the lock (PIN-3), by key use or by revocation from the phone (REV-1); more of them
+                # once one is in. A right one in between resets the count.
+                use = A.Sign(phone=d, sp=sp, pin=wrong) if kind is Kind.SIGNING else A.Authenticate(phone=d, sp=sp, pin=wrong)
+                more = 3 if slot.tries_left < max_tries(world, kind) else 1
+                out += [use, A.RevokeFromPhone(phone=d, kind=kind, pin=wrong)] * more
+                if kind is Kind.AUTH and not ps.os_auth_enrolled:
+                    out.append(A.EnrollOsAuth(phone=d, pin=slot.pin))
+            elif slot.pin_status is PinStatus.LOCKED and slot.pin is not None:
+                # Everything that needs the PIN must now be refused, the right PIN included (PIN-3, REV-1, PIN-5).
+                out.append(A.RevokeFromPhone(phone=d, kind=kind, pin=slot.pin))
+                out.append(A.ChangePin(phone=d, kind=kind, old_pin=slot.pin, new_pin=pins[1]))
+            if kind is Kind.AUTH and ps.os_auth_enrolled and slot.pin_status is PinStatus.SET and slot.pin is not None:
+                # A PIN change behind an enrolled screen lock, then the screen lock standing in for the PIN (PIN-5, PIN-6).
+                other = pins[1] if slot.pin == pins[0] else pins[0]
+                out.append(A.ChangePin(phone=d, kind=kind, old_pin=slot.pin, new_pin=other))
+                out += [A.Authenticate(phone=d, sp=sp, method=m) for m in (AuthMethod.BIOMETRIC, AuthMethod.OS_CREDENTIAL)]
+    return out
+
+
+def _registration_step(state: State, person: str) -> A.Action | None:
+    """The next step of the person's pending application: reachability, the push's due time, the push, registering."""
+    app = state.applications.get(person)
+    if app is None:
+        return None
+    ps = state.phones[app.phone]
+    if ps.app_token != app.push_token:
+        return None  # the app it was made from is gone: a new application is the way on
+    if not ps.online:
+        return A.SetOnline(phone=app.phone, online=True)
+    if not ps.push_enabled:
+        return A.SetPushEnabled(phone=app.phone, enabled=True)
+    if state.now < app.push_due:
+        return A.AdvanceTime(minutes=app.push_due - state.now)
+    return A.Register(person=person, phone=app.phone) if app.notified else A.DeliverIssuancePush(person=person)
+
+
+def _onto(world: World, state: State, person: str, phone: str, pin: int) -> A.Action | None:
+    """The next step towards an application of the person on this phone (install, applet check, apply), None if it cannot."""
+    ps, spec = state.phones[phone], world.phone(phone)
+    if ps.holder != person or not (spec.android >= 9 and spec.gp_se and spec.nfc):  # ACT-3
+        return None
+    if ps.app_token is None:
+        return A.InstallApp(phone=phone)
+    if not ps.applet_ready:
+        return A.PrepareApplet(phone=phone)
+    live = state.live_phone_certs(person)
+    kinds = frozenset(c.kind for c in live) or BOTH
+    return A.Apply(person=person, phone=phone, kinds=kinds, signing_pin=SIGNING_PINS[pin], auth_pin=AUTH_PINS[pin], consent=True)
+
+
+def deep_flow_step(world: World, state: State) -> A.Action | None:
+    """The next step of the deepest flow this state can continue, deterministically (None if none).
+
+    In order: a registration on a phone whose old deletion is still queued; going back to such a phone; the deletion
+    arriving after its slots changed hands; any pending registration; a model change to another of the person's phones;
+    a first registration. A run that keeps drawing this branch walks registration, model change, registration, move
+    back, registration, late deletion: the flows that random steps almost never complete (issue 15).
+    """
+    pending_back = [p for p in state.applications if (state.applications[p].phone, p) in state.deletions]
+    for p in pending_back:
+        if (a := _registration_step(state, p)) is not None:
+            return a
+    for d, p in state.deletions:
+        live = state.live_phone_certs(p)
+        app = state.applications.get(p)
+        # Back to the old phone at once (superseding the new phone's application) or after registering on the new one.
+        back = (app is None or app.phone != d) and all(c.se_id != world.phone(d).se_id for c in live)
+        if back and (a := _onto(world, state, p, d, 0)) is not None:
+            return a
+    for (d, _p), deletion in state.deletions.items():
+        held = {sl.cert_serial for sl in state.phones[d].se.slots.values()} - {None}
+        if held and not held & deletion.serials:
+            return A.DeliverDeletionPush(phone=d)
+    for p in state.applications:
+        if (a := _registration_step(state, p)) is not None:
+            return a
+    for p in state.persons:
+        live = state.live_phone_certs(p)
+        if p in state.applications:
+            continue
+        for d in state.phones:
+            if live and all(c.se_id != world.phone(d).se_id for c in live) and (a := _onto(world, state, p, d, 1)) is not None:
+                return a  # a model change
+        if not live:
+            for d in state.phones:
+                if (a := _onto(world, state, p, d, 0)) is not None:
+                    return a
+    return None
+
+
+def relying_party_actions(world: World, state: State) -> list[A.Action]:
+    """Key use at every kind of relying party (ACL-2, ACL-3, SP-1, SP-2), from an app that is not the official one (ACL-1),
+    and with the card."""
+    out: list[A.Action] = []
+    for d, ps in state.phones.items():
+        for kind, slot in ps.se.slots.items():
+            if slot.pin_status is not PinStatus.SET or slot.pin is None:
+                continue
+            # Every kind of relying party (ACL-2, ACL-3, SP-1, SP-2), and an app that is not the official one (ACL-1).
+            for sp in world.service_providers:
+                if kind is Kind.SIGNING:
+                    out.append(A.Sign(phone=d, sp=sp.id, pin=slot.pin))
+                else:
+                    out.append(A.Authenticate(phone=d, sp=sp.id, pin=slot.pin))
+            if kind is Kind.SIGNING:
+                out.append(A.Sign(phone=d, sp=world.service_providers[0].id, pin=slot.pin, official_app=False))
+            else:
+                out.append(A.Authenticate(phone=d, sp=world.service_providers[0].id, pin=slot.pin, official_app=False))
+    for p in state.persons:
+        for kind in Kind:
+            if state.card_cert(p, kind) is not None:
+                out += [A.UseCard(person=p, kind=kind, sp=sp.id) for sp in world.service_providers]
+    return out
+
+
+def _next_birthday(birth: date, now: int) -> int:
+    """The first of the person's birthdays (at midnight) after now."""
+    year = to_datetime(now).year
+    for y in (year, year + 1):
+        try:
+            day = birth.replace(year=y)
+        except ValueError:  # 29 February in a common year: taken as 1 March
+            day = date(y, 3, 1)
+        t = from_datetime(to_datetime(0).replace(year=day.year, month=day.month, day=day.day))
+        if t > now:
+            return t
+    raise AssertionError("a birthday comes within two years")
+
+
+def _anniversary(now: int) -> int:
+    """The same minute a year later (29 February: 365 days later)."""
+    at = to_datetime(now)
+    try:
+        return from_datetime(at.replace(year=at.year + 1))
+    except ValueError:
+        return now + 365 * DAY
+
+
+def edge_instants(world: World, state: State) -> tuple[int, ...]:
+    """Instants worth stepping to: the spec's next instants and a minute either side, the holders' next birthdays
+    (and a minute and a day either side) and the first anniversary of now: where a deadline configured wrong shows."""
+    now = state.now
+    marks: set[int] = {_anniversary(now)}
+    for t in next_instants(world, state, limit=6):
+        marks.update((t - 1, t, t + 1))
+    for person in world.persons:
+        b = _next_birthday(person.birth, now)
+        marks.update((b - DAY, b - 1, b, b + 1, b + DAY))
+    return tuple(sorted(t for t in marks if t > now))
 
 
 def progress_actions(world: World, state: State) -> list[A.Action]:
@@ -256,21 +496,54 @@ def _resolve_holder(state: State, action: A.Action) -> A.Action:
     return replace(action, person=holder)  # type: ignore[type-var]
 
 
+def _near_progress(world: World, state: State) -> list[A.Action]:
+    near = [A.AdvanceTime(minutes=t - state.now) for t in next_instants(world, state, limit=4) if t - state.now <= 3 * DAY]
+    return progress_actions(world, state) + near
+
+
+def _deep(world: World, state: State) -> list[A.Action]:
+    step = deep_flow_step(world, state)
+    return [] if step is None else [step]
+
+
+def _edges(world: World, state: State) -> list[A.Action]:
+    return [A.AdvanceTime(minutes=t - state.now) for t in edge_instants(world, state)]
+
+
+def _flows(world: World, state: State) -> list[A.Action]:
+    return flow_actions(world, state) + pin_flow_actions(world, state)
+
+
+def _far(world: World, state: State) -> list[A.Action]:
+    return [a for a in _edges(world, state) if a.minutes > 3 * DAY]
+
+
+_BRANCHES: tuple[tuple[int, Callable[[World, State], list[A.Action]] | None], ...] = (
+    (18, _near_progress),
+    (6, _deep),
+    (6, probe_actions),
+    (9, _flows),
+    (2, relying_party_actions),
+    (3, _edges),
+    (5, None),  # random arguments
+    (1, _far),
+)
+"""Weights and builders of the branches: half the draws make progress (one in eight the deepest flow's next step), one
+in eight probes for a refusal, almost one in five continues a flow across phones or a PIN's life after registration
+(wrong entries to the lock, the screen lock), one in twenty-five uses a key at
+some relying party, one in sixteen steps to an edge instant (a deadline or a minute either side of it, a birthday), one
+in ten has random arguments, one in fifty jumps to a distant instant; shrinking leans towards index 0, towards progress."""
+_TABLE = tuple(build for weight, build in _BRANCHES for _ in range(weight))
+
+
 def action_strategy(world: World, state: State) -> st.SearchStrategy[A.Action]:
     """A strategy for one next action, given the state the spec is in."""
-    instants = next_instants(world, state, limit=4)
-    near = [A.AdvanceTime(minutes=t - state.now) for t in instants if t - state.now <= 3 * DAY]
-    far = [A.AdvanceTime(minutes=t - state.now) for t in instants if t - state.now > 3 * DAY]
-    progress = progress_actions(world, state) + near
-    probes = probe_actions(world, state)
     random = _random_actions(world).map(lambda a: _resolve_holder(state, a))
-    branches = [
-        (30, st.sampled_from(progress) if progress else random),
-        (8, st.sampled_from(probes) if probes else random),
-        (11, random),
-        (1, st.sampled_from(far) if far else random),
-    ]
-    # Three draws in five make progress, about one in six probes for a refusal, one in fifty
-    # jumps to a distant instant (an expiry); shrinking leans towards index 0, towards progress.
-    table = [strategy for weight, strategy in branches for _ in range(weight)]
-    return st.integers(0, len(table) - 1).flatmap(lambda i: table[i])
+
+    def branch(i: int) -> st.SearchStrategy[A.Action]:
+        # Only the branch drawn is built: listing every branch's actions at every step would cost most of a run's time.
+        build = _TABLE[i]
+        options = build(world, state) if build is not None else []
+        return st.sampled_from(options) if options else random
+
+    return st.integers(0, len(_TABLE) - 1).flatmap(branch)

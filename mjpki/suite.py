@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from mjpki.conformance import PROFILES, all_checks, check_line, run_check
+from mjpki.escape import terminal
 from mjpki.pytest_plugin import conformance_session
 
 CHECKS = {c.id: c for c in all_checks()}
@@ -26,7 +27,7 @@ def test_conformance(check_id: str, request: pytest.FixtureRequest) -> None:
 
     def progress(line: str) -> None:
         if reporter is not None:
-            reporter.write_line(line)
+            reporter.write_line(terminal(line, lines=True))  # a divergence in it carries the adapter's text
 
     result = run_check(
         check,

@@ -14,7 +14,8 @@ echo "== trace schema drift" >&2
 .venv/bin/mjpki schema --check
 echo "== pytest (Hypothesis profile: $HYPOTHESIS_PROFILE)" >&2
 set +e
-.venv/bin/python -m pytest "$@"
+# On every core (pytest-xdist); the PC/SC tests share one worker (tests/conftest.py). MJPKI_TEST_JOBS=1: serially.
+.venv/bin/python -m pytest -n "${MJPKI_TEST_JOBS:-$(nproc)}" --dist loadgroup "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

@@ -19,6 +19,10 @@ settings.register_profile("ci", max_examples=200, stateful_step_count=50, **_COM
 settings.register_profile("thorough", max_examples=3000, stateful_step_count=120, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
 
+# The suite's own PC/SC stacks serve test SEs: it says so in words, as a user must (serve-se and mjpki.adapters.pcsc_system
+# refuse to fall back to GlobalPlatform's published keys; issue 12). Subprocesses (serve-se, pytest) inherit it.
+os.environ.setdefault("MJPKI_PCSC_KEYS", "test")
+
 
 @pytest.fixture(scope="module")
 def openssl() -> str:
@@ -34,3 +38,46 @@ def ca():  # type: ignore[no-untyped-def]
     from mjpki.impl.ca import JpkiCa
 
     return JpkiCa.generate()
+
+
+@pytest.fixture
+def pooled_keys():  # type: ignore[no-untyped-def]
+    """The reference system's SE key pairs and new card keys from mjpki.key_pool's test-only pool (issue 15, part 4).
+
+    Key generation is most of what the reference does; a test that judges its lifecycle, not its keys, asks for this. The
+    keys are still distinct RSA-2048 keys, so the invariants about keys (ISS-5, ISS-6) judge the same.
+    """
+    from mjpki.key_pool import pooled_reference_keys
+
+    with pooled_reference_keys() as pool:
+        yield pool
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # This process is the suite's own test session: the test-only key pool may be used here (never in its child processes).
+    from mjpki.key_pool import mark_suite_session
+
+    mark_suite_session()
+
+
+PCSC_MODULES = frozenset(
+    {
+        "test_pcsc",
+        "test_applet_pcsc",
+        "test_serve_applet",
+        "test_vpcd",
+        "test_applet_checks",
+        "test_applet_plugin",
+        "test_hardening",
+        "test_secrets",
+    }
+)
+"""Modules whose tests start pcscd and serve-se: one pcscd socket and one vpcd port per machine, so they share a worker."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`-n N --dist loadgroup`, as scripts/test.sh runs), keep every PC/SC test on one worker."""
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and module.__name__.rsplit(".", 1)[-1] in PCSC_MODULES:
+            item.add_marker(pytest.mark.xdist_group(name="pcsc"))

@@ -28,7 +28,7 @@ from cryptography.x509 import ocsp
 import mjpki.impl.system
 from mjpki.adapters.system import SystemAdapter
 from mjpki.impl.ca import JpkiCa, build_ocsp_request
-from mjpki.impl.records import ApplicationRecord, CertRecord
+from mjpki.impl.records import ApplicationRecord, CertRecord, CrlRecord
 from mjpki.impl.scp03 import StaticKeys
 from mjpki.impl.se import GpSe
 from mjpki.impl.se_apdu import SW_OK
@@ -36,12 +36,12 @@ from mjpki.impl.se_tsm import Tsm
 from mjpki.impl.system import ReferenceSystem
 from mjpki.spec import actions as A
 from mjpki.spec.clock import from_datetime
-from mjpki.spec.domain import CertStatus, HoldCause, Kind, PersonId, PhoneId, Profile, Serial
+from mjpki.spec.domain import CertStatus, HoldCause, Kind, PersonId, PhoneId, Profile, RevocationReason, Serial
 from mjpki.spec.outcome import Outcome, accepted, refused
 from mjpki.spec.reasons import Reason as R
 from mjpki.spec.world import World
 
-__all__ = ["Fault", "FAULTY", "SHARED_PERSONS", "shared_parts", "reference_factory"]
+__all__ = ["Fault", "FAULTY", "LYING", "SHARED_PERSONS", "shared_parts", "reference_factory"]
 
 SHARED_PERSONS: tuple[PersonId, ...] = ("P1", "P2", "P3")
 """Persons whose card keys are generated once per process (base_world's); others get fresh keys."""
@@ -274,6 +274,16 @@ class DeletionOfFirstSerialOnly(ReferenceSystem):
         return super()._sp_tsm_delete(phone, set(sorted(serials)[:1]))
 
 
+class DeletionOfWhatTheSlotHoldsNow(ReferenceSystem):
+    """The SP-TSM's remote deletion empties the slots of the request's kinds, whatever certificate they hold when it arrives."""
+
+    def _sp_tsm_delete(self, phone: PhoneId, serials: set[Serial]) -> tuple[str, ...]:
+        kinds = {self.records.certificate(s).kind for s in serials}
+        # The mistake: the request is taken to mean "this phone's signing/auth keys", not these serials' keys (DEL-1).
+        held_now = {sl.cert_serial for k, sl in self._slots(phone).items() if k in kinds and sl.cert_serial is not None}
+        return super()._sp_tsm_delete(phone, held_now)
+
+
 class _TsmAuthPinScript:
     """An SP-TSM session whose SET TEMPORARY PIN script addresses the auth PIN whatever kind it is asked for."""
 
@@ -336,6 +346,14 @@ class PushIgnoresDueTime(ReferenceSystem):
             return super()._do_DeliverIssuancePush(a)
 
 
+class DeletionWindowOneDay(ReferenceSystem):
+    """The remote deletion's deadline is configured as one day instead of the 48 hours the sources give."""
+
+    def _request_deletion(self, certs: list[CertRecord]) -> None:
+        with _swapped(mjpki.impl.system, "DELETION_WINDOW", 24 * 60):  # the mistake: 24 h, not 48 h (MCH-2)
+            super()._request_deletion(certs)
+
+
 class DeletionPushIgnoresSetting(ReferenceSystem):
     """The push service delivers the remote deletion to the old app although its notifications are turned off."""
 
@@ -347,6 +365,54 @@ class DeletionPushIgnoresSetting(ReferenceSystem):
             return super()._do_DeliverDeletionPush(a)
         finally:
             app.push_enabled = enabled
+
+
+# --- what it publishes: the observation reports what the spec expects, the artefacts do not ---------------------------
+# These systems' observation() is the reference's, read from correct records; only their CRLs or OCSP answers are wrong.
+# On self-report alone they conform; mjpki.published catches them on the artefacts (tests/test_published.py).
+
+
+class CrlOmitsRevoked(ReferenceSystem):
+    """The phone CRLs list holds only: a revoked phone certificate is left off the list (a status filter gone wrong)."""
+
+    def _crl(self, kind: Kind, profile: Profile | None, entries: tuple[tuple[Kind, Profile, CrlRecord], ...]) -> bytes:
+        if profile is Profile.PHONE:  # the mistake: only SUSPENDED entries make it onto the phone lists
+            entries = tuple(e for e in entries if e[2].status is CertStatus.SUSPENDED)
+        return super()._crl(kind, profile, entries)
+
+
+class HoldPublishedAsRevocation(ReferenceSystem):
+    """A hold goes onto the CRL without the certificateHold reason, so every verifier reads it as a final revocation."""
+
+    def _crl(self, kind: Kind, profile: Profile | None, entries: tuple[tuple[Kind, Profile, CrlRecord], ...]) -> bytes:
+        # the mistake: the hold cause is written as a revocation reason (unspecified: no reasonCode at all)
+        as_revoked = tuple(
+            (k, p, replace(e, reason=RevocationReason.USER_REQUEST) if isinstance(e.reason, HoldCause) else e) for k, p, e in entries
+        )
+        return super()._crl(kind, profile, as_revoked)
+
+
+class OcspGoodForUnknown(ReferenceSystem):
+    """The OCSP responder answers good for any serial it has no record of (a missing row read as "not revoked")."""
+
+    def ocsp(self, request: bytes) -> bytes:
+        parsed = ocsp.load_der_ocsp_request(request)
+        serial = parsed.serial_number
+        known = 0 < serial < 1 << 63 and self.records.get_certificate(serial) is not None
+        kind = next((k for k in Kind if self.ca.names_issuer(parsed, kind=k)), None)
+        if known or kind is None:
+            return super().ocsp(request)
+        response = self.ca.build_ocsp_response(kind=kind, request=parsed, status=CertStatus.ACTIVE, this_update=self.dt())  # the mistake
+        return response.public_bytes(serialization.Encoding.DER)
+
+
+class PhoneListedOnCardCrl(ReferenceSystem):
+    """A revoked or held phone certificate is written onto the card CRL of its kind, not the phone one (one list per CA)."""
+
+    def _crl(self, kind: Kind, profile: Profile | None, entries: tuple[tuple[Kind, Profile, CrlRecord], ...]) -> bytes:
+        if profile is not None:  # the mistake: the list is chosen by the CA (kind) alone, every entry on the card list
+            entries = tuple((k, Profile.CARD, e) for k, _p, e in entries) if profile is Profile.CARD else ()
+        return super()._crl(kind, profile, entries)
 
 
 # --- the register ---------------------------------------------------------------------------------------------------
@@ -394,6 +460,26 @@ FAULTY: dict[str, Fault] = {
         ),
         _fault("revoke-skips-locked-pin", ("REV-1",), "app", RevokeFromPhoneSkipsLockedPin, "revoke-from-phone-with-locked-pin"),
         _fault("os-auth-keeps-old-pin", ("PIN-6",), "app", OsAuthKeepsOldPin, "os-auth-after-pin-change"),
+        _fault("deletion-window-one-day", ("MCH-2", "MCH-3"), "push service", DeletionWindowOneDay, "deletion-late-within-48-hours"),
+        _fault(
+            "deletion-of-what-the-slot-holds-now",
+            ("DEL-1",),
+            "SP-TSM",
+            DeletionOfWhatTheSlotHoldsNow,
+            "deletion-after-the-slot-changed-hands",
+        ),
     )
 }
 """The faulty systems by name."""
+
+
+LYING: dict[str, Fault] = {
+    f.name: f
+    for f in (
+        _fault("crl-omits-revoked", ("REV-4",), "CA (CRL)", CrlOmitsRevoked, "revoke-from-phone"),
+        _fault("hold-published-as-revocation", ("SUS-4",), "CA (CRL)", HoldPublishedAsRevocation, "lost-phone-found"),
+        _fault("ocsp-good-for-unknown", ("SP-1",), "OCSP responder", OcspGoodForUnknown, "issue-both-kinds"),
+        _fault("phone-listed-on-card-crl", ("CA-4",), "CA (CRL)", PhoneListedOnCardCrl, "revoke-from-phone"),
+    )
+}
+"""Systems whose observation() reports what the spec expects while their artefacts are wrong: only mjpki.published catches them."""

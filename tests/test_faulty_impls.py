@@ -27,6 +27,9 @@ from mjpki.spec.state import initial_state
 from mjpki.spec.trace import Trace, load_trace, replay_on_spec
 from tests.faulty_impls import FAULTY, Fault, reference_factory, shared_parts
 
+# The faults are in the lifecycle, not in key generation: SE key pairs and new card keys from the test-only pool (conftest).
+pytestmark = pytest.mark.usefixtures("pooled_keys")
+
 SEARCH = settings(
     max_examples=150,
     stateful_step_count=50,
@@ -80,6 +83,8 @@ def _check_trace(fault: Fault, path: Path) -> None:
     trace = load_trace(path)
     found = trace.meta["divergence"]
     assert set(fault.breaks) & set(found["reqs"]), f"{fault.name}: the divergence {found} does not name {fault.breaks}"
+    # Precise blame (mjpki.spec.blame): the difference names what it is about, not the step's whole rule.
+    assert len(found["reqs"]) <= 3, f"{fault.name}: the divergence blames {found['reqs']}, more than three requirements"
     assert found["index"] == len(trace.steps) - 1, "the run stops at its divergence"
     replay = replay_on_spec(trace)
     assert replay.agrees, f"{fault.name}: the trace does not replay on the spec: {replay.divergences}"
@@ -187,6 +192,8 @@ def test_conformance_run_fails_the_faults_and_passes_the_reference(tmp_path: Pat
         assert not result.passed
         assert [r.status for r in result.results] == ["pass", "fail"]
         assert {result.verdicts[r] for r in fault.breaks} == {"FAIL"}, {r: result.verdicts[r] for r in fault.breaks}
+        failing = [r for r, v in result.verdicts.items() if v == "FAIL"]
+        assert len(failing) <= 3, f"{name}: {failing} FAIL, more than the broken requirement and two others"
         assert "pass" in result.verdicts.values()
         failed = [r for r in result.new_failures if r.check.id == f"scenario:{fault.caught_by}"]
         assert failed and failed[0].artefacts, f"{name}: {fault.caught_by} does not fail with artefacts"
