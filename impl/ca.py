@@ -567,10 +567,6 @@ class JpkiCa:
             raise TypeError(f"expected a Profile, got {profile!r}")
         this_update = _utc(this_update, what="this_update")
         next_update = _utc(next_update, what="next_update")
-        if this_update >= next_update:
-            raise ValueError(f"this_update {this_update} must be earlier than next_update {next_update}")
-        if isinstance(crl_number, bool) or not isinstance(crl_number, int) or not 0 <= crl_number < _MAX_SERIAL:
-            raise ValueError(f"crl_number must be an int in [0, 2**159) (RFC 5280 5.2.3), got {crl_number!r}")
         normalised = [_as_entry(e) for e in entries]
         seen: set[int] = set()
         for entry in normalised:
@@ -582,27 +578,7 @@ class JpkiCa:
                     f"serial {entry.serial} was revoked at {entry.revoked_at}, after this_update {this_update}: leave it for the next CRL"
                 )
         url = self.points.crl(kind=kind, profile=profile)
-        ca_ski = ca.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        builder = (
-            x509.CertificateRevocationListBuilder()
-            .issuer_name(ca.certificate.subject)
-            .last_update(this_update)
-            .next_update(next_update)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
-            .add_extension(x509.CRLNumber(crl_number), critical=False)
-            .add_extension(
-                x509.IssuingDistributionPoint(
-                    full_name=[x509.UniformResourceIdentifier(url)],
-                    relative_name=None,
-                    only_contains_user_certs=True,
-                    only_contains_ca_certs=False,
-                    only_some_reasons=None,
-                    indirect_crl=False,
-                    only_contains_attribute_certs=False,
-                ),
-                critical=True,
-            )
-        )
+        builder = _crl_builder(ca, this_update=this_update, next_update=next_update, crl_number=crl_number, url=url, over_cas=False)
         for entry in sorted(normalised, key=lambda e: e.serial):
             revoked = x509.RevokedCertificateBuilder().serial_number(entry.serial).revocation_date(entry.revoked_at)
             code = _reason_extension_value(entry.reason)
@@ -617,32 +593,9 @@ class JpkiCa:
         ca = self.ca(kind)
         this_update = _utc(this_update, what="this_update")
         next_update = _utc(next_update, what="next_update")
-        if this_update >= next_update:
-            raise ValueError(f"this_update {this_update} must be earlier than next_update {next_update}")
-        if isinstance(crl_number, bool) or not isinstance(crl_number, int) or not 0 <= crl_number < _MAX_SERIAL:
-            raise ValueError(f"crl_number must be an int in [0, 2**159) (RFC 5280 5.2.3), got {crl_number!r}")
-        ca_ski = ca.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        return (
-            x509.CertificateRevocationListBuilder()
-            .issuer_name(ca.certificate.subject)
-            .last_update(this_update)
-            .next_update(next_update)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
-            .add_extension(x509.CRLNumber(crl_number), critical=False)
-            .add_extension(
-                x509.IssuingDistributionPoint(
-                    full_name=[x509.UniformResourceIdentifier(self.points.ca_crl(kind))],
-                    relative_name=None,
-                    only_contains_user_certs=False,
-                    only_contains_ca_certs=True,
-                    only_some_reasons=None,
-                    indirect_crl=False,
-                    only_contains_attribute_certs=False,
-                ),
-                critical=True,
-            )
-            .sign(ca.key, _SIGNATURE_HASH)
-        )
+        url = self.points.ca_crl(kind)
+        builder = _crl_builder(ca, this_update=this_update, next_update=next_update, crl_number=crl_number, url=url, over_cas=True)
+        return builder.sign(ca.key, _SIGNATURE_HASH)
 
     def build_ocsp_response(
         self,
@@ -843,6 +796,40 @@ def _key_usage(*, digital_signature: bool = False, content_commitment: bool = Fa
         crl_sign=key_cert_sign,
         encipher_only=False,
         decipher_only=False,
+    )
+
+
+def _crl_builder(
+    ca: IssuingCa, *, this_update: datetime, next_update: datetime, crl_number: int, url: str, over_cas: bool
+) -> x509.CertificateRevocationListBuilder:
+    """A CRL of this CA, checked and with its extensions, naming url as its issuing distribution point (RFC 5280 5.2).
+
+    over_cas: the list covers CA certificates only (the CRL over the CA itself), else end-entity certificates only.
+    """
+    if this_update >= next_update:
+        raise ValueError(f"this_update {this_update} must be earlier than next_update {next_update}")
+    if isinstance(crl_number, bool) or not isinstance(crl_number, int) or not 0 <= crl_number < _MAX_SERIAL:
+        raise ValueError(f"crl_number must be an int in [0, 2**159) (RFC 5280 5.2.3), got {crl_number!r}")
+    ca_ski = ca.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.certificate.subject)
+        .last_update(this_update)
+        .next_update(next_update)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
+        .add_extension(x509.CRLNumber(crl_number), critical=False)
+        .add_extension(
+            x509.IssuingDistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(url)],
+                relative_name=None,
+                only_contains_user_certs=not over_cas,
+                only_contains_ca_certs=over_cas,
+                only_some_reasons=None,
+                indirect_crl=False,
+                only_contains_attribute_certs=False,
+            ),
+            critical=True,
+        )
     )
 
 
