@@ -470,8 +470,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     if args.emit_pytest and not args.adapter:
         _error("--emit-pytest needs --adapter MODULE:FACTORY (the system the test replays on)")
         return 2
-    if args.adapter:
+    if args.adapter or args.shim or args.url:
         return _replay_on_adapter(args, trace)
+    if args.in_process:
+        _error("--in-process goes with --adapter MODULE:FACTORY (the system to replay on)")
+        return 2
     if args.markdown:
         from mjpki.mermaid import markdown_report
 
@@ -506,8 +509,9 @@ def _replay_apdu(args: argparse.Namespace, trace) -> int:  # type: ignore[no-unt
     from mjpki.adapterspec import AdapterSpecError
     from mjpki.applet_run import load_applet_class, replay_on_class, replay_on_model
 
-    if args.adapter or args.emit_pytest or args.markdown:
-        _error("an applet-level trace replays with --applet MODULE:CLASS (not --adapter/--emit-pytest/--markdown)")
+    if args.adapter or args.shim or args.url or args.in_process or args.emit_pytest or args.markdown:
+        no = "--adapter, --shim, --url, --in-process, --emit-pytest or --markdown"
+        _error(f"an applet-level trace replays with --applet MODULE:CLASS (no {no})")
         return 2
     recorded = trace.divergence_index
     seen = f"recorded divergence at step {recorded}" if recorded is not None else "no recorded divergence"
@@ -551,23 +555,36 @@ def _write_out(path: str, text: str) -> bool:
 
 
 def _replay_on_adapter(args: argparse.Namespace, trace) -> int:  # type: ignore[no-untyped-def]
-    """`mjpki replay TRACE --adapter X`: the trace in lockstep on X and the spec; exit 1 where they part."""
-    from mjpki.adapterspec import AdapterSpecError, load_factory
+    """`mjpki replay TRACE --adapter X|--shim C|--url U`: the trace in lockstep on that system and the spec; exit 1 where they part."""
+    from mjpki.adapterspec import AdapterSpecError
     from mjpki.replay import replay_on_adapter
+    from mjpki.wire.choose import choose_system
 
-    try:
-        factory = load_factory(args.adapter)
-    except AdapterSpecError as exc:
+    try:  # the same choice as `mjpki run`: a Python factory runs in a child, so its exit or hang is a finding, not the replay's end
+        chosen = choose_system(
+            adapter=args.adapter, shim=args.shim, url=args.url, in_process=args.in_process, step_timeout=args.step_timeout,
+            memory_mb=args.adapter_memory,
+        )  # fmt: skip
+    except (AdapterSpecError, ValueError) as exc:
         _error(str(exc))
         return 2
-    if args.emit_pytest:
-        from mjpki.standalone import standalone_test
+    problem = chosen.start()  # a factory that does not load, a shim that does not start: one line, exit 2
+    if problem:
+        _error(problem)
+        return 2
+    try:
+        if args.emit_pytest:
+            from mjpki.standalone import standalone_test
 
-        if not _write_out(args.emit_pytest, standalone_test(Path(args.trace), adapter=args.adapter, timeout=args.timeout)):
-            return 2
-        _say(f"standalone test written to {args.emit_pytest} (run it with: pytest {args.emit_pytest})")
-    result = replay_on_adapter(trace, factory, timeout=args.timeout, system_name=args.adapter)
-    _say(f"{trace.title or args.trace}: replayed on {args.adapter} in lockstep with the spec ({len(trace.steps)} steps)")
+            if not _write_out(args.emit_pytest, standalone_test(Path(args.trace), adapter=args.adapter, timeout=args.step_timeout)):
+                return 2
+            _say(f"standalone test written to {args.emit_pytest} (run it with: pytest {args.emit_pytest})")
+        # Over the wire: the adapter's deadline plus a grace, so the child is killed (and named) before the suite gives up.
+        result = replay_on_adapter(trace, chosen.factory, timeout=chosen.timeout, system_name=chosen.name)
+    finally:
+        chosen.shutdown()
+    name = chosen.name
+    _say(f"{trace.title or args.trace}: replayed on {name} in lockstep with the spec ({len(trace.steps)} steps)")
     print(step_table(result.trace))
     if result.spec_changed:
         print(f"note: the spec now expects other outcomes than the trace recorded at steps {', '.join(map(str, result.spec_changed))}")
@@ -583,10 +600,23 @@ def _replay_on_adapter(args: argparse.Namespace, trace) -> int:  # type: ignore[
             + ("reproduced at the same step" if result.reproduces else "not reproduced at that step")
         )
     if result.divergence is None:
-        _say(f"{args.adapter} and the spec agree at every step")
+        _say(f"{name} and the spec agree at every step")
         return 0
-    _say(f"{args.adapter} and the spec part at {result.divergence}")
+    if _adapter_failed(result):
+        _say(f"{name} failed during the replay, at {result.divergence}")
+        return 1
+    _say(f"{name} and the spec part at {result.divergence}")
     return 1
+
+
+def _adapter_failed(result) -> bool:  # type: ignore[no-untyped-def]
+    """True if the replay's divergence is the adapter failing (it exited, hung, raised, did not build), not another outcome."""
+    d = result.divergence
+    if d is None:
+        return False
+    if d.index < 0:  # before the first step: a finding on the initial state or artefacts, else the factory or a call failed
+        return not d.what.startswith(("initial state:", "published artefacts:"))
+    return result.trace.steps[d.index].note == d.what  # Lockstep notes a call's failure on its step; an outcome it compares
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -834,10 +864,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("replay", help="replay a trace file on the spec (or on an adapter, in lockstep) and show where they part")
     s.add_argument("trace", help="a trace JSON file")
-    s.add_argument("--adapter", metavar="MODULE:FACTORY", help="replay on this system, in lockstep with the spec")
+    s.add_argument(
+        "--adapter", metavar="MODULE:FACTORY", help="replay on this Python factory (run in a child process), in lockstep with the spec"
+    )
+    s.add_argument("--shim", metavar="COMMAND", help="replay on a program speaking mjpki-adapter/1 on stdin/stdout")
+    s.add_argument("--url", metavar="URL", help="replay on an mjpki-adapter/1 HTTP endpoint, e.g. http://127.0.0.1:8765/")
+    s.add_argument("--in-process", action="store_true", help="run the --adapter factory inside this process (no child; no memory limit)")
+    s.add_argument(
+        "--adapter-memory", type=int, default=4096, metavar="MB", help="an adapter child's data memory limit (0: none; default %(default)s)"
+    )
     s.add_argument("--markdown", metavar="OUT.md", help="also write a Markdown report: step table and Mermaid sequence diagram")
     s.add_argument("--emit-pytest", metavar="OUT.py", help="also write a standalone pytest file that replays the trace on --adapter")
-    s.add_argument("--timeout", type=float, default=10.0, help="seconds the adapter may take per call (default 10)")
+    # --timeout: the option's name before replay shared `mjpki run`'s choice of system; kept so existing commands still work.
+    s.add_argument(
+        "--step-timeout", "--timeout", dest="step_timeout", type=float, default=10.0, metavar="S",
+        help="seconds one adapter call may take (default: %(default)s)",
+    )  # fmt: skip
     s.add_argument("--applet", metavar="MODULE:CLASS", help="an applet-level trace: re-run its commands on a fresh CLASS in lockstep")
     s.set_defaults(fn=_cmd_replay)
 

@@ -11,6 +11,8 @@ The run so far is always available as a trace.
 from __future__ import annotations
 
 import concurrent.futures
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -58,6 +60,40 @@ class Divergence:
         return f"{where}: {self.what} [{', '.join(self.reqs)}]"
 
 
+class _AdapterThread:
+    """One daemon thread that makes an in-process adapter's calls in order.
+
+    Not a ThreadPoolExecutor: the interpreter joins those threads at exit, so an adapter call that hangs forever would
+    keep `mjpki run --in-process` (or a replay) from exiting after its verdict. A daemon thread dies with the process.
+    """
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[[], Any]] | None] = queue.SimpleQueue()
+        threading.Thread(target=self._work, name="mjpki-adapter", daemon=True).start()
+
+    def _work(self) -> None:
+        while (call := self._calls.get()) is not None:
+            future, fn = call
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn()
+            except BaseException as exc:  # SystemExit and KeyboardInterrupt included: the caller judges them
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+    def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+        """Queue one call; its future answers when the thread has made it."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._calls.put((future, fn))
+        return future
+
+    def shutdown(self) -> None:
+        """Let the thread end after the calls queued so far (at once if it is idle; never, if a call hangs)."""
+        self._calls.put(None)
+
+
 class Lockstep:
     """The spec and one system under test, stepped together."""
 
@@ -70,7 +106,7 @@ class Lockstep:
         self.state: State = initial_state(world)
         self.steps: list[TraceStep] = []
         self.divergence: Divergence | None = None
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mjpki-adapter")
+        self._pool = _AdapterThread()
         self._hung = False
         """An adapter call timed out: its worker thread is still busy, so nothing more is sent."""
         self.system: SystemAdapter | None = None
@@ -208,7 +244,7 @@ class Lockstep:
         """Close the system, diverged or not (it may hold readers or files), unless it hangs; stop the worker thread."""
         if self.system is not None and not self._hung:
             self._call(self.system.close)  # a close that raises is not a finding: the divergence, if any, is already recorded
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
 
 
 @lru_cache(maxsize=4096)
