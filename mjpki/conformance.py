@@ -233,6 +233,8 @@ def _scenario_check(check: Check, factory: AdapterFactory, *, timeout: float, sy
                 break
             if run.broken:
                 break
+        else:
+            run.finish()  # the scenario's last state, judged on its artefacts
     finally:
         run.close()
     return run, problem

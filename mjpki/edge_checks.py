@@ -69,6 +69,8 @@ def run_edge_tour(
                     break
                 if run.broken:
                     break
+            else:
+                run.finish()  # the tour run's last state, judged on its artefacts
         finally:
             run.close()
         runs += 1

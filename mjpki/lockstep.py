@@ -233,6 +233,17 @@ class Lockstep:
         self.steps.append(record)
         return record
 
+    def finish(self) -> None:
+        """Judge the artefacts of the run's last state once more, asking OCSP about every certificate.
+
+        Between steps the artefacts are judged only when due (mjpki.published.published_due): without this, a publication
+        that goes wrong after the last judged step of a run would never be looked at.
+        """
+        if self.broken or self.system is None or not self.publishes or self._obs is None or not self.steps:
+            return
+        last = len(self.steps) - 1
+        self._judge_published(last, self.steps[last].action, None, self._obs)  # pre=None: due, every serial probed
+
     def trace(self, *, title: str = "", source: str = "hypothesis") -> Trace:
         """The run so far, with the system's outcomes and violations."""
         meta: dict[str, Any] = {}
@@ -351,14 +362,19 @@ def lockstep_machine(
         def teardown(self) -> None:
             if not hasattr(self, "run"):  # stopped before its Lockstep was made
                 return
-            # Steer the search toward runs that reach outcomes no earlier run reached (a refusal deep in a flow, an
-            # acceptance after a model change): Hypothesis's target phase mutates the runs with the highest score.
-            pairs = {(s.action.name, s.expected.code) for s in self.run.steps}
-            hypothesis_target(float(len(pairs - seen)), label="new (action, outcome) pairs")
-            seen.update(pairs)
-            self.run.close()
-            if on_run_end is not None:
-                on_run_end(self.run)
+            try:
+                if not self.run.broken:
+                    self.run.finish()  # the last state's artefacts, every serial asked
+                    self._fail_if_diverged()
+            finally:
+                # Steer the search toward runs that reach outcomes no earlier run reached (a refusal deep in a flow, an
+                # acceptance after a model change): Hypothesis's target phase mutates the runs with the highest score.
+                pairs = {(s.action.name, s.expected.code) for s in self.run.steps}
+                hypothesis_target(float(len(pairs - seen)), label="new (action, outcome) pairs")
+                seen.update(pairs)
+                self.run.close()
+                if on_run_end is not None:
+                    on_run_end(self.run)
 
     LockstepMachine.__name__ = f"Lockstep_{system_name}"
     return LockstepMachine

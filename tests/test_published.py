@@ -289,3 +289,30 @@ def test_the_server_serves_each_crl_at_its_own_point_and_refuses_the_rest(served
     )
     with urllib.request.urlopen(garbage, timeout=10) as answer:
         assert ocsp.load_der_ocsp_response(answer.read()).response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+
+
+def test_the_runs_last_state_is_judged_when_it_ends() -> None:
+    # Between steps artefacts are judged only when due; a publication that goes wrong after the last judged step must
+    # still be found when the run ends (Lockstep.finish, called by scenario checks, tours and the stateful search).
+    scenario = SCENARIOS["revoke-from-phone"]
+    honest = [True]
+
+    def make(world: World) -> Any:
+        system = factory(world)
+        real = system.artefacts
+        system.artefacts = lambda: real() if honest[0] else Artefacts(ca_certs=real().ca_certs, certs=real().certs, crls=())  # type: ignore[method-assign]
+        return system
+
+    run = Lockstep(make, scenario.world, timeout=30)
+    try:
+        for e in scenario.steps:
+            run.step(e.action)
+        assert not run.broken, run.divergence
+        run.finish()
+        assert not run.broken, run.divergence  # honest: the final judgement finds nothing
+        honest[0] = False
+        run.finish()
+        assert run.divergence is not None and "published artefacts" in run.divergence.what, run.divergence
+        assert run.divergence.index == len(run.steps) - 1 and run.divergence.reqs
+    finally:
+        run.close()
