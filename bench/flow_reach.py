@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from mjpki.scenarios import base_world
 from mjpki.spec import actions as A
-from mjpki.spec.domain import HoldCause
+from mjpki.spec.domain import HoldCause, PinStatus
 from mjpki.spec.machine import next_instants, step
 from mjpki.spec.outcome import Outcome
 from mjpki.spec.state import State, initial_state
@@ -66,6 +66,15 @@ FLOWS: dict[str, Marker] = {
     "held for phone and card, card found first": lambda w, s, a, o, t: isinstance(a, A.CardFound) and o.ok and _both_holds(s),
     "revocation from the phone refused for a locked PIN": lambda w, s, a, o, t: isinstance(a, A.RevokeFromPhone) and o.code == "PIN_LOCKED",
     "screen lock standing in for the auth PIN": lambda w, s, a, o, t: isinstance(a, A.Authenticate) and a.method.value != "pin" and o.ok,
+    "PIN initialised after it locked": lambda w, s, a, o, t: (
+        isinstance(a, A.InitialisePin)
+        and o.ok
+        and a.kind in s.phones[a.phone].se.slots
+        and s.phones[a.phone].se.slots[a.kind].pin_status is PinStatus.LOCKED
+    ),
+    "deletion push refused, the old phone's notifications off": lambda w, s, a, o, t: (
+        isinstance(a, A.DeliverDeletionPush) and o.code == "PUSH_DISABLED"
+    ),
     "time step to a minute before a deadline": lambda w, s, a, o, t: (
         isinstance(a, A.AdvanceTime) and o.ok and (s.now + a.minutes + 1) in next_instants(w, s, limit=8)
     ),

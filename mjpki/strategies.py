@@ -13,7 +13,10 @@ another (a model change and back while the old phone's deletion is pending, PIN 
 a phone whose SE holds none of the person's certificates, a phone changing hands with a deletion
 queued for it, key use at every kind of relying party), and time steps aim at the instants where
 an answer changes (the spec's `next_instants`, one minute either side, the holders' birthdays and
-the anniversary of now), where a deadline configured wrong shows.
+the anniversary of now), where a deadline configured wrong shows. *Life* actions walk what a user goes through after
+registering, one stage at a time: the screen lock enrolled, the PIN changed behind it and the key used through it, wrong
+entries on to the lock, the locked PIN's uses refused and the PIN initialised; and the old phone's notifications or
+network turned off while its deletion is queued, the push tried, and back on.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ __all__ = [
     "edge_instants",
     "deep_flow_step",
     "flow_actions",
+    "life_actions",
     "pin_flow_actions",
     "relying_party_actions",
     "progress_actions",
@@ -205,6 +209,54 @@ def pin_flow_actions(world: World, state: State) -> list[A.Action]:
     return out
 
 
+def life_actions(world: World, state: State) -> list[A.Action]:
+    """The next steps of what a user goes through after registering, as one walk per phone: the screen lock enrolled, the
+    PIN changed behind it and the screen lock used at once; wrong entries on to the lock, then revocation from the phone
+    and the other PIN uses with the right PIN, then PIN initialisation; and the old phone's notifications (or network)
+    turned off while its deletion is queued after a model change, the push tried, and the setting turned back on. Where
+    no such step applies, the deep flow's next step (so a run drawing this branch still gets to a registration)."""
+    out: list[A.Action] = []
+    sp = world.service_providers[0].id
+    for (d, _p), deletion in state.deletions.items():
+        # Push settings around a model change: the deletion must wait for them (MCH-3).
+        ps = state.phones[d]
+        if deletion.push_token is None or deletion.push_token != ps.app_token or any(a.phone == d for a in state.applications.values()):
+            continue  # unreachable anyway, or the user is back on this phone registering: its push is needed on
+        if ps.push_enabled and ps.online:
+            out += [A.SetPushEnabled(phone=d, enabled=False), A.SetPushEnabled(phone=d, enabled=False), A.SetOnline(phone=d, online=False)]
+        else:
+            out += [A.DeliverDeletionPush(phone=d)] * 2
+            out.append(A.SetPushEnabled(phone=d, enabled=True) if not ps.push_enabled else A.SetOnline(phone=d, online=True))
+    for d, ps in state.phones.items():
+        for kind, slot in ps.se.slots.items():
+            pins = SIGNING_PINS if kind is Kind.SIGNING else AUTH_PINS
+            wrong = "ZZZ999" if kind is Kind.SIGNING else "9999"
+            if slot.pin_status is PinStatus.SET and slot.pin is not None:
+                use = A.Sign(phone=d, sp=sp, pin=wrong) if kind is Kind.SIGNING else A.Authenticate(phone=d, sp=sp, pin=wrong)
+                if kind is Kind.AUTH and not ps.os_auth_enrolled:
+                    out.append(A.EnrollOsAuth(phone=d, pin=slot.pin))  # the screen lock first (PIN-5, PIN-6)
+                elif kind is Kind.AUTH and slot.pin == pins[0]:
+                    out.append(A.ChangePin(phone=d, kind=kind, old_pin=slot.pin, new_pin=pins[1]))  # behind the screen lock
+                elif kind is Kind.AUTH and slot.tries_left == max_tries(world, kind):
+                    # The key through the screen lock after the change (PIN-6), then the first wrong entry.
+                    out += [A.Authenticate(phone=d, sp=sp, method=m) for m in (AuthMethod.BIOMETRIC, AuthMethod.OS_CREDENTIAL)]
+                    out += [A.UnlockScreen(phone=d), use, A.ChangePin(phone=d, kind=kind, old_pin=slot.pin, new_pin=pins[0])]
+                else:
+                    out += [use, use, A.RevokeFromPhone(phone=d, kind=kind, pin=wrong)]  # on to the lock (PIN-3, REV-1)
+            elif slot.pin_status is PinStatus.LOCKED and slot.pin is not None:
+                # Locked: every use with the right PIN is refused (PIN-3, REV-1, PIN-5); then the user initialises it (PIN-4).
+                right = A.Sign(phone=d, sp=sp, pin=slot.pin) if kind is Kind.SIGNING else A.Authenticate(phone=d, sp=sp, pin=slot.pin)
+                out += [A.RevokeFromPhone(phone=d, kind=kind, pin=slot.pin)] * 2 + [right]
+                out.append(A.ChangePin(phone=d, kind=kind, old_pin=slot.pin, new_pin=pins[1]))
+                if ps.holder is not None:
+                    out.append(A.InitialisePin(person=ps.holder, phone=d, kind=kind, new_pin=pins[0]))
+            elif slot.pin_status is PinStatus.TEMP_BLOCKED:
+                out.append(A.SetPin(phone=d, kind=kind))
+    if not out and (step := deep_flow_step(world, state)) is not None:
+        out.append(step)
+    return out
+
+
 def _registration_step(state: State, person: str) -> A.Action | None:
     """The next step of the person's pending application: reachability, the push's due time, the push, registering."""
     app = state.applications.get(person)
@@ -229,6 +281,8 @@ def _onto(world: World, state: State, person: str, phone: str, pin: int) -> A.Ac
         return None
     if ps.app_token is None:
         return A.InstallApp(phone=phone)
+    if not ps.online:  # turned off by another branch while its deletion waited: back on, or every step is refused
+        return A.SetOnline(phone=phone, online=True)
     if not ps.applet_ready:
         return A.PrepareApplet(phone=phone)
     live = state.live_phone_certs(person)
@@ -258,7 +312,10 @@ def deep_flow_step(world: World, state: State) -> A.Action | None:
     for (d, _p), deletion in state.deletions.items():
         held = {sl.cert_serial for sl in state.phones[d].se.slots.values()} - {None}
         if held and not held & deletion.serials:
-            return A.DeliverDeletionPush(phone=d)
+            ps = state.phones[d]
+            if not ps.online:  # turned off by another branch (the push settings around a model change): back on first
+                return A.SetOnline(phone=d, online=True)
+            return A.DeliverDeletionPush(phone=d) if ps.push_enabled else A.SetPushEnabled(phone=d, enabled=True)
     for p in state.applications:
         if (a := _registration_step(state, p)) is not None:
             return a
@@ -519,20 +576,22 @@ def _far(world: World, state: State) -> list[A.Action]:
 
 
 _BRANCHES: tuple[tuple[int, Callable[[World, State], list[A.Action]] | None], ...] = (
-    (18, _near_progress),
+    (15, _near_progress),
     (6, _deep),
-    (6, probe_actions),
+    (5, probe_actions),
     (9, _flows),
+    (5, life_actions),
     (2, relying_party_actions),
     (3, _edges),
-    (5, None),  # random arguments
+    (4, None),  # random arguments
     (1, _far),
 )
-"""Weights and builders of the branches: half the draws make progress (one in eight the deepest flow's next step), one
-in eight probes for a refusal, almost one in five continues a flow across phones or a PIN's life after registration
-(wrong entries to the lock, the screen lock), one in twenty-five uses a key at
-some relying party, one in sixteen steps to an edge instant (a deadline or a minute either side of it, a birthday), one
-in ten has random arguments, one in fifty jumps to a distant instant; shrinking leans towards index 0, towards progress."""
+"""Weights and builders of the branches: over two in five draws make progress (one in eight the deepest flow's next
+step), one in ten probes for a refusal, almost one in five continues a flow across phones or a PIN's life after
+registration, one in ten takes the next step of a user's walk after registering (screen lock, PIN change, lock,
+initialisation; the old phone's push setting around a model change), one in twenty-five uses a key at some relying
+party, one in sixteen steps to an edge instant (a deadline or a minute either side of it, a birthday), one in twelve
+has random arguments, one in fifty jumps to a distant instant; shrinking leans towards index 0, towards progress."""
 _TABLE = tuple(build for weight, build in _BRANCHES for _ in range(weight))
 
 
