@@ -17,11 +17,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Literal
 
 from cryptography.hazmat.primitives import serialization
 
@@ -52,6 +51,7 @@ from mjpki.impl.se_apdu import (
     sw_wrong_pin,
 )
 from mjpki.spec.domain import Kind, PinStatus
+from tests.swap import swapped
 
 __all__ = ["Domain", "FaultyApplet", "FAULTY_APPLETS", "FAULTY_APPLETS_BY_ID"]
 
@@ -64,21 +64,6 @@ _KEBAB = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 def _kind_of(files: Mapping[Kind, int], fid: int | None) -> Kind | None:
     """The kind whose EF in `files` is `fid`, if any."""
     return next((kind for kind, f in files.items() if f == fid), None)
-
-
-@contextmanager
-def _swapped(owner: Any, name: str, value: Any) -> Iterator[None]:
-    """Replace owner.name by value for the duration of one command (one decision of the reference made differently)."""
-    had = name in vars(owner)
-    old = vars(owner).get(name)
-    setattr(owner, name, value)
-    try:
-        yield
-    finally:
-        if had:
-            setattr(owner, name, old)
-        else:
-            delattr(owner, name)
 
 
 # --- the ISD: card management ------------------------------------------------------------------------------------
@@ -505,7 +490,7 @@ class UnblockAcceptsMalformedPin(GpSe):
     def _tsm_unblock_and_set_pin(self, applet: _Applet, cmd: CommandApdu) -> Response:
         token = _PIN_LENGTH_ONLY.set(True)
         try:
-            with _swapped(mjpki.impl.se, "pin_well_formed", _pin_check):
+            with swapped(mjpki.impl.se, "pin_well_formed", _pin_check):
                 return super()._tsm_unblock_and_set_pin(applet, cmd)
         finally:
             _PIN_LENGTH_ONLY.reset(token)

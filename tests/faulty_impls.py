@@ -13,8 +13,7 @@ the faulty systems too.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
@@ -40,6 +39,7 @@ from mjpki.spec.domain import CertStatus, HoldCause, Kind, PersonId, PhoneId, Pr
 from mjpki.spec.outcome import Outcome, accepted, refused
 from mjpki.spec.reasons import Reason as R
 from mjpki.spec.world import World
+from tests.swap import swapped
 
 __all__ = ["Fault", "FAULTY", "LYING", "SHARED_PERSONS", "shared_parts", "reference_factory"]
 
@@ -66,21 +66,6 @@ def _build(cls: type[ReferenceSystem]) -> Callable[[World], SystemAdapter]:
 
 reference_factory: Callable[[World], SystemAdapter] = _build(ReferenceSystem)
 """The reference system with the shared CA and card keys (what every fault is measured against)."""
-
-
-@contextmanager
-def _swapped(owner: Any, name: str, value: Any) -> Iterator[None]:
-    """Replace owner.name by value for the duration of one step (one decision of the reference made differently)."""
-    had = name in vars(owner)
-    old = vars(owner).get(name)
-    setattr(owner, name, value)
-    try:
-        yield
-    finally:
-        if had:
-            setattr(owner, name, old)
-        else:
-            delattr(owner, name)
 
 
 # --- the CA and the registration service ----------------------------------------------------------------------------
@@ -129,7 +114,7 @@ class CommitmentNotChecked(ReferenceSystem):
         if application is None:
             return super()._do_Register(a)
         # The check is still there and still runs; it just never sees R.
-        with _swapped(mjpki.impl.system, "commitment_of", lambda _r: application.commitment):
+        with swapped(mjpki.impl.system, "commitment_of", lambda _r: application.commitment):
             return super()._do_Register(a)
 
 
@@ -146,7 +131,7 @@ class ExistingCertsOnThisSeOnly(ReferenceSystem):
         def on_this_se(person: PersonId) -> tuple[CertRecord, ...]:
             return tuple(c for c in everything(person) if c.se_id == se_id)
 
-        with _swapped(self, "live_phone_certs", on_this_se):
+        with swapped(self, "live_phone_certs", on_this_se):
             return super()._do_Apply(a)
 
 
@@ -181,7 +166,7 @@ class PinInitialisationOnAnySe(ReferenceSystem):
 
     def _do_InitialisePin(self, a: A.InitialisePin) -> Outcome:
         here = self.world.phone(a.phone).se_id
-        with _swapped(self.records, "get_linkage", lambda _card_serial: here):
+        with swapped(self.records, "get_linkage", lambda _card_serial: here):
             return super()._do_InitialisePin(a)
 
 
@@ -198,7 +183,7 @@ class LiftingOneHoldResumes(ReferenceSystem):
             def seen(s: Serial, action: str) -> CertRecord:
                 return replace(changeable(s, action), holds=frozenset({cause}))
 
-            with _swapped(records, "_changeable", seen):
+            with swapped(records, "_changeable", seen):
                 return lift(serial=serial, cause=cause)
 
         records.remove_hold = remove_hold  # type: ignore[method-assign]
@@ -208,7 +193,7 @@ class RevokeWithCardKeepsKeys(ReferenceSystem):
     """Revocation with the card (portal) revokes the phone certificates but sends the old phone no remote deletion."""
 
     def _do_RevokeWithCard(self, a: A.RevokeWithCard) -> Outcome:
-        with _swapped(self, "_request_deletion", lambda _certs: None):
+        with swapped(self, "_request_deletion", lambda _certs: None):
             return super()._do_RevokeWithCard(a)
 
 
@@ -236,7 +221,7 @@ class RevokeFromPhoneSkipsLockedPin(ReferenceSystem):
             no = verify(phone, kind, pin)
             return None if no is not None and no.reason is R.PIN_LOCKED else no  # the mistake: a locked PIN lets it through
 
-        with _swapped(self, "_verify_pin", locked_is_enough):
+        with swapped(self, "_verify_pin", locked_is_enough):
             return super()._do_RevokeFromPhone(a)
 
 
@@ -304,7 +289,7 @@ class SigningPinInitResetsAuthPin(ReferenceSystem):
         if a.kind is not Kind.SIGNING:
             return super()._do_InitialisePin(a)
         session = self.tsm
-        with _swapped(self, "tsm", lambda phone: _TsmAuthPinScript(session(phone))):
+        with swapped(self, "tsm", lambda phone: _TsmAuthPinScript(session(phone))):
             return super()._do_InitialisePin(a)
 
 
@@ -342,7 +327,7 @@ class PushIgnoresDueTime(ReferenceSystem):
             app = stored(person)
             return None if app is None else replace(app, push_due=min(app.push_due, self.now))
 
-        with _swapped(self.records, "get_application", due_now):
+        with swapped(self.records, "get_application", due_now):
             return super()._do_DeliverIssuancePush(a)
 
 
@@ -350,7 +335,7 @@ class DeletionWindowOneDay(ReferenceSystem):
     """The remote deletion's deadline is configured as one day instead of the 48 hours the sources give."""
 
     def _request_deletion(self, certs: list[CertRecord]) -> None:
-        with _swapped(mjpki.impl.system, "DELETION_WINDOW", 24 * 60):  # the mistake: 24 h, not 48 h (MCH-2)
+        with swapped(mjpki.impl.system, "DELETION_WINDOW", 24 * 60):  # the mistake: 24 h, not 48 h (MCH-2)
             super()._request_deletion(certs)
 
 
@@ -360,7 +345,7 @@ class DeletionPushIgnoresSetting(ReferenceSystem):
     def _do_DeliverDeletionPush(self, a: A.DeliverDeletionPush) -> Outcome:
         app = self.apps[a.phone]
         enabled = app.push_enabled
-        app.push_enabled = True  # the mistake: the user's notification setting is not consulted (_App has slots: no _swapped)
+        app.push_enabled = True  # the mistake: the user's notification setting is not consulted (_App has slots: no swapped)
         try:
             return super()._do_DeliverDeletionPush(a)
         finally:

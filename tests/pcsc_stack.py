@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from mjpki.impl.serve_se import PHONE_READER_PREFIX, VPCD_DRIVER, VPCD_PORT, listening_ports, phone_se_id, private_dir, write_pcscd_config
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "pcsc_stack",
     "pcscd_running",
     "in_ci",
+    "require_stack",
     "expected_readers",
     "opensc_module",
     "can_isolate",
@@ -59,6 +62,19 @@ _LOCK = Path("/tmp/mjpki-pcsc-tests.lock")
 def in_ci() -> bool:
     """CI=true: a missing PC/SC stack is a failure, not a skip."""
     return os.environ.get("CI", "").lower() == "true"
+
+
+def require_stack(*, opensc: bool = False) -> None:
+    """Return if the PC/SC stack is installed and pcscd runs or can be started here; else skip, or under CI=true fail."""
+    why = "; ".join(missing(opensc=opensc))
+    if not why and os.geteuid() != 0 and not pcscd_running():
+        why = "pcscd is not running and only root can start it here: sudo bash scripts/pcsc.sh start"
+    if not why:
+        return
+    why = f"the PC/SC stack is incomplete: {why} (as root: bash scripts/pcsc.sh install)"
+    if in_ci():
+        pytest.fail(why + " [CI=true: a failure, not a skip]")
+    pytest.skip(why)
 
 
 def expected_readers(phones: int = PHONES) -> list[str]:

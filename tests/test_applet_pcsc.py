@@ -26,7 +26,7 @@ import pytest
 from mjpki.applet_run import EXAMPLES_ENV, KEYS_ENV
 from mjpki.impl import se_apdu as A
 from tests.faulty_applets import FAULTY_APPLETS_BY_ID
-from tests.pcsc_stack import SPARE_PORT, SPARE_READER, in_ci, missing, pcsc_stack, pcscd_running
+from tests.pcsc_stack import SPARE_PORT, SPARE_READER, pcsc_stack, require_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 FAULTY = FAULTY_APPLETS_BY_ID["one-extra-try"]
@@ -38,13 +38,7 @@ FAULTY_MODULE_SPEC = f"tests.faulty_applets:{FAULTY.cls.__name__}"
 @pytest.fixture(scope="module")
 def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """pcscd with Debian's vpcd readers: reused if running, else started (tests/pcsc_stack.py); skip (CI: fail) if it cannot be."""
-    why = "; ".join(missing())
-    if not why and os.geteuid() != 0 and not pcscd_running():
-        why = "pcscd is not running and only root can start it here: sudo bash scripts/pcsc.sh start"
-    if why:
-        if in_ci():
-            pytest.fail(f"the PC/SC stack is incomplete: {why} [CI=true: a failure, not a skip]")
-        pytest.skip(f"the PC/SC stack is incomplete: {why} (as root: bash scripts/pcsc.sh install)")
+    require_stack()
     with pcsc_stack(tmp_path_factory.mktemp("pcsc"), phones=0):
         yield
 

@@ -227,22 +227,11 @@ def exposed_listeners(pid: int) -> list[str]:
     return out
 
 
-def _require_stack() -> None:
-    from tests.pcsc_stack import in_ci, missing, pcscd_running
-
-    why = "; ".join(missing())
-    if not why and os.geteuid() != 0 and not pcscd_running():
-        why = "pcscd is not running and only root can start it here"
-    if why:
-        if in_ci():
-            pytest.fail(f"the PC/SC stack is incomplete: {why} [CI=true: a failure, not a skip]")
-        pytest.skip(f"the PC/SC stack is incomplete: {why}")
-
-
 def test_nothing_the_stack_starts_listens_beyond_loopback(tmp_path: Path) -> None:
     """pcscd (vpcd listens on INADDR_ANY) in a namespace with only lo; no card attaches from outside; a served SE joins."""
-    _require_stack()
-    from tests.pcsc_stack import SPARE_PORT, SPARE_READER, pcsc_stack, pcscd_running
+    from tests.pcsc_stack import SPARE_PORT, SPARE_READER, pcsc_stack, pcscd_running, require_stack
+
+    require_stack()
 
     with pcsc_stack(tmp_path / "stack", phones=1) as stack:
         pids = pcscd_running() if stack.reused else [p.pid for p in (stack.pcscd, stack.serve_se) if p is not None]

@@ -8,7 +8,6 @@ it, and a restart from --state keeps using it. Bad --applet values are one line 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -243,15 +242,9 @@ FREE_PORT = 35964
 @pytest.fixture(scope="module")
 def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """pcscd with Debian's vpcd readers: reused if running, else started (tests/pcsc_stack.py); skip if it cannot be."""
-    from tests.pcsc_stack import in_ci, missing, pcsc_stack, pcscd_running
+    from tests.pcsc_stack import pcsc_stack, require_stack
 
-    why = "; ".join(missing())
-    if not why and os.geteuid() != 0 and not pcscd_running():
-        why = "pcscd is not running and only root can start it here: sudo bash scripts/pcsc.sh start"
-    if why:
-        if in_ci():
-            pytest.fail(f"the PC/SC stack is incomplete: {why} [CI=true: a failure, not a skip]")
-        pytest.skip(f"the PC/SC stack is incomplete: {why} (as root: bash scripts/pcsc.sh install)")
+    require_stack()
     with pcsc_stack(tmp_path_factory.mktemp("pcsc"), phones=0):
         yield
 
