@@ -76,6 +76,7 @@ __all__ = [
     "KNOWN_SPEC_VIOLATIONS",
     "KNOWN_SHAPES",
     "RLIMIT",
+    "BMC_RLIMIT",
 ]
 
 Stepper = Callable[[World, State, A.Action], tuple[State, Outcome]]
@@ -394,6 +395,9 @@ class BMCResult:
     start: str
     guided: bool = False
     """Found along a given action shape (`bmc(shape=...)`), not by the unguided search."""
+    searched: int = 0
+    """Every run of up to this many steps after the start was searched and none breaks the invariant (unsat), short of
+    depth when a query ran out of resource units or the CPU budget."""
 
 
 def _transition_term(enc: Encoder, world: World, x: ZState, a: Params, code: z3.ArithRef, horizon: int) -> tuple[z3.BoolRef, ZState]:
@@ -441,19 +445,24 @@ def _transition_term(enc: Encoder, world: World, x: ZState, a: Params, code: z3.
     return cons, merged
 
 
-def _scalar_state(dom: Dom, prefix: str, merged: ZState) -> tuple[ZState, list[z3.BoolRef]]:
-    """The next state as store chains over one scalar per index of the finite domain, equal to merged there.
-
-    Every select is then at a concrete index of a lambda, which simplifies away: the unrolling
-    is quantifier- and lambda-free, which is what makes BMC fast."""
+def _index_ranges(dom: Dom) -> dict[str, list[range]]:
+    """Every index of each index domain of a finite Dom, 0 included (the arrays' unused default index)."""
     n_p, n_d, n_s = dom.persons or 0, dom.phones or 0, dom.serials or 0
-    ranges = {
+    return {
         "person": [range(n_p + 1)],
         "phone": [range(n_d + 1)],
         "serial": [range(n_s + 1)],
         "del": [range(n_d + 1), range(n_p + 1)],
         "delser": [range(n_d + 1), range(n_p + 1), range(n_s + 1)],
     }
+
+
+def _scalar_state(dom: Dom, prefix: str, merged: ZState) -> tuple[ZState, list[z3.BoolRef]]:
+    """The next state as store chains over one scalar per index of the finite domain, equal to merged there.
+
+    Every select is then at a concrete index of a lambda, which simplifies away: the unrolling
+    is quantifier- and lambda-free, which is what makes BMC fast."""
+    ranges = _index_ranges(dom)
     fields: dict[str, z3.ExprRef] = {}
     eqs: list[z3.BoolRef] = []
     for name, (kind, sort) in FIELDS.items():
@@ -477,6 +486,31 @@ def _concrete(world: World, state: State, num: Numbering) -> ZState:
     return ZState({n: _z3_value(n, v) for n, v in project(world, state, num).items()})
 
 
+BMC_RLIMIT = 100_000_000
+"""Z3 resource units per BMC query (`bmc(rlimit=...)`): about two and a half minutes of one core on this machine, so a
+search answers the same on an idle and on a loaded machine; a query that runs out says so (BMCResult.searched)."""
+
+_SERIALS_PER_STEP = 4
+"""The most fresh values one step takes (Register: a key and a serial per kind), so the serials a run of i steps can
+use are the start's and 4 i more."""
+
+
+def _moved(dom: Dom, x: ZState, y: ZState) -> z3.BoolRef:
+    """The encoded state changed from x to y (some field, at some index of the finite domain)."""
+    ranges = _index_ranges(dom)
+    diffs: list[z3.BoolRef] = []
+    for name, (kind, _sort) in FIELDS.items():
+        if not kind:
+            diffs.append(x.f[name] != y.f[name])
+            continue
+        for idx in itertools.product(*ranges[kind]):
+            zi = [z3.IntVal(i) for i in idx]
+            d = z3.simplify(z3.Select(x.f[name], *zi) != z3.Select(y.f[name], *zi))
+            if not z3.is_false(d):
+                diffs.append(d)
+    return z3.Or(False, *diffs)
+
+
 def bmc(
     world: World,
     targets: list[str],
@@ -484,17 +518,33 @@ def bmc(
     depth: int,
     start: str = "initial",
     bug: str | None = None,
-    timeout: float = 120.0,
+    timeout: float | None = None,
+    rlimit: int = BMC_RLIMIT,
     horizon_days: int = 400,
     shape: tuple[str, ...] | None = None,
+    incremental: bool = False,
+    cpu_budget: float | None = None,
+    progress: Callable[[int, float], None] | None = None,
 ) -> dict[str, BMCResult]:
     """Shortest runs from the start that break each target invariant, up to `depth` steps, as traces.
 
-    With `shape`, step i must be an instance named shape[i] (Z3 still chooses every argument,
-    time steps included): a guided search, for runs too deep for the unguided one."""
+    Each depth adds one step's transition to the unrolling and asks, per target, whether the last state (or step) breaks
+    it. By default a fresh solver per question over the whole unrolling, with the unrolling's equations solved away
+    first (from a concrete start most of the first steps fold to constants). incremental=True: one solver for the whole
+    search, each depth's step asserted once and the violation asked under an assumption literal, so what the solver
+    learned at depth i serves depth i + 1, and a run's interior steps must change the encoded state (see docs/prove.md:
+    every shortest violation has no step that changes nothing, so none is lost); twice as fast to refute depth 4 from
+    the initial state, but far slower to find a run from a start deep in a lifecycle (no equations solved away). In both,
+    step i's relation is built over the serials a run of i steps can use, not over the last depth's, so the early steps
+    stay small.
+    Each query is bounded by rlimit resource units (deterministic) and, if given, by timeout seconds of wall clock;
+    cpu_budget (seconds of this process's CPU) stops deepening once spent (depth 1 is always asked); progress(depth, cpu
+    seconds) after each depth.
+    With `shape`, step i must be an instance named shape[i] (Z3 still chooses every argument, time steps included): a
+    guided search, for runs too deep for the unguided one."""
     if shape is not None:
         depth = len(shape)
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), time.process_time()
     stepper: Stepper = SEEDED_BUGS[bug].stepper if bug else step
     prefix = onboarding_prefix(world) if start in ("onboarded", "applied") else []
     if start == "applied":  # the onboarding run up to the point where the issuance push is due
@@ -504,14 +554,16 @@ def bmc(
         state, _o = stepper(world, state, act)
     num = Numbering(world)
     fresh0 = state.fresh
-    dom = Dom(persons=len(world.persons), phones=len(world.phones), serials=fresh0 + 4 * depth)
-    enc = Encoder(dom, world.variants, bug=bug, world_fns=world_fns(world))
     horizon = state.now + horizon_days * DAY
-    unrolling: list[z3.BoolRef] = []
+    fns = world_fns(world)
     states = [_concrete(world, state, num)]
     params: list[Params] = []
     codes: list[z3.ArithRef] = []
+    unrolling: list[z3.BoolRef] = []
+    moves: list[z3.BoolRef] = []
+    """Assumption literals, one per step: the step changes the encoded state (asked of every step but the last)."""
     found: dict[str, BMCResult] = {}
+    searched: dict[str, int] = {}
     remaining = [t for t in targets]
     # Depth 0: the start state itself (the prefix is a run of the stepper).
     pre_obs = observe(world, state)
@@ -522,21 +574,36 @@ def bmc(
         if t in broken0:
             found[t] = BMCResult(t, 0, _make_trace(world, prefix, [], stepper, t, start, bug), time.perf_counter() - started, start)
             remaining.remove(t)
+    inc_solver: z3.Solver | None = None
+    if incremental:
+        # The plain incremental solver: a tactic solver would apply its tactic only on a first, non-incremental check.
+        inc_solver = z3.Solver()
+        inc_solver.set("rlimit", rlimit)
+        if timeout:
+            inc_solver.set("timeout", int(timeout * 1000))
     for i in range(1, depth + 1):
-        if not remaining:
+        if not remaining or (i > 1 and cpu_budget is not None and time.process_time() - cpu0 > cpu_budget):
             break
+        dom = Dom(persons=len(world.persons), phones=len(world.phones), serials=fresh0 + _SERIALS_PER_STEP * i)
+        enc = Encoder(dom, world.variants, bug=bug, world_fns=fns)
         x = states[-1]
         a, code = Params.symbolic(f"a{i}"), z3.Int(f"code{i}")
         cons, merged = _transition_term(enc, world, x, a, code, horizon)
-        unrolling.append(cons)
-        if shape is not None:
-            unrolling.append(a.tag == [inst.name for inst in INSTANCES].index(shape[i - 1]))
         y, eqs = _scalar_state(dom, f"s{i}", merged)
-        unrolling.extend(eqs)
+        step_cons = [cons, *eqs, y.fresh <= (dom.serials or 0) + 1]
+        if shape is not None:
+            step_cons.append(a.tag == [inst.name for inst in INSTANCES].index(shape[i - 1]))
         states.append(y)
         params.append(a)
         codes.append(code)
-        unrolling.append(y.fresh <= (dom.serials or 0) + 1)
+        mv = z3.Bool(f"moves{i}")
+        if inc_solver is not None:
+            # Simplified first: a start state's empty arrays are lambdas, which the tactic of the fresh way reduces
+            # away; left in, the incremental solver counts them as quantifiers and says "unknown" where a run exists.
+            inc_solver.add(*[z3.simplify(c) for c in step_cons])
+            inc_solver.add(z3.Implies(mv, _moved(dom, x, y)))
+        else:
+            unrolling.extend(step_cons)
         for t in list(remaining):
             if t in Z_STATE:
                 bad = z3.Not(Z_STATE[t].formula(enc, y))
@@ -544,22 +611,37 @@ def bmc(
                 bad = z3.Or(
                     *[z3.And(a.tag == j, z3.Not(Z_TRANSITION[t].formula(enc, inst, x, a, code, y))) for j, inst in enumerate(INSTANCES)]
                 )
-            # A fresh solver per question, no push/pop: a tactic solver applies its tactic only
-            # when not used incrementally, and solving the unrolling's equations away first
-            # (solve-eqs) is what makes the search fast.
-            solver = z3.Then("simplify", "propagate-values", "solve-eqs", "smt").solver()
-            solver.set("timeout", int(timeout * 1000))
-            solver.add(*unrolling, bad)
-            r = solver.check()
+            if inc_solver is not None:
+                solver: z3.Solver = inc_solver
+                lit = z3.Bool(f"bad{i}:{t}")
+                solver.add(z3.Implies(lit, z3.simplify(bad)))
+                r = solver.check(lit, *(moves if shape is None else []))
+            else:
+                # A fresh solver per question, no push/pop: a tactic solver applies its tactic only
+                # when not used incrementally, and solving the unrolling's equations away first
+                # (solve-eqs) is what makes this way fast.
+                solver = z3.Then("simplify", "propagate-values", "solve-eqs", "smt").solver()
+                solver.set("rlimit", rlimit)
+                if timeout:
+                    solver.set("timeout", int(timeout * 1000))
+                solver.add(*unrolling, bad)
+                r = solver.check()
             if r == z3.sat:
                 m = solver.model()
                 actions = [decode_action(world, num, m, p) for p in params]
                 z3_codes = [CODES[m.eval(c, model_completion=True).as_long()] for c in codes]
                 trace = _make_trace(world, prefix, actions, stepper, t, start, bug, z3_codes)
-                found[t] = BMCResult(t, i, trace, time.perf_counter() - started, start, guided=shape is not None)
+                secs = time.perf_counter() - started
+                found[t] = BMCResult(t, i, trace, secs, start, guided=shape is not None, searched=searched.get(t, 0))
                 remaining.remove(t)
+            elif r == z3.unsat and searched.get(t, 0) == i - 1:
+                searched[t] = i
+        if inc_solver is not None:
+            moves.append(mv)
+        if progress is not None:
+            progress(i, time.process_time() - cpu0)
     for t in remaining:
-        found[t] = BMCResult(t, depth, None, time.perf_counter() - started, start)
+        found[t] = BMCResult(t, depth, None, time.perf_counter() - started, start, searched=searched.get(t, 0))
     return found
 
 
@@ -649,7 +731,7 @@ def prove(
     jobs: int = 2,
     persons: int = 1,
     phones: int = 1,
-    bmc_timeout: float = 120.0,
+    bmc_timeout: float | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ProofReport:
     """Houdini-style 1-induction for every invariant; BMC (initial and onboarded starts) for whatever is not proved."""

@@ -161,6 +161,19 @@ def test_state_invariants_once_per_state_find_what_every_edge_found() -> None:
     assert (bare.states, bare.edges, bare.per_invariant) == (fast.states, fast.edges, {})
 
 
+def test_breadth_first_levels_are_bounded_model_checks() -> None:
+    """When on_level(d) is called every run of up to d actions has been checked: stopping there gives the exploration
+    of depth d (same graph, same violations, same shortest traces), so the BFS is a BMC of that depth over the alphabet."""
+    bug = SEEDED_BUGS["card_found_resumes_signing"]
+    levels: list[int] = []
+    cut = explore(_bug_scope(bug, 9), stepper=bug.stepper, on_level=lambda d, _n: levels.append(d) is None and d < 5)
+    full = explore(_bug_scope(bug, 5), stepper=bug.stepper)
+    assert levels == [1, 2, 3, 4, 5] and not cut.complete and cut.depth_reached == 5
+    assert (cut.states, cut.edges, cut.per_invariant) == (full.states, full.edges, full.per_invariant)
+    assert [(v.invariant, v.trace.steps) for v in cut.violations] == [(v.invariant, v.trace.steps) for v in full.violations]
+    assert bug.breaks in cut.per_invariant
+
+
 def test_scope_validation() -> None:
     with pytest.raises(ValueError, match="kinds"):
         Scope(kinds="all")
