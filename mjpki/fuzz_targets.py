@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
 from mjpki.adapterspec import DEFAULT_ADAPTER, load_factory
-from mjpki.conformance import PROFILES, STATEFUL_WORLDS
+from mjpki.conformance import HYPOTHESIS_SHRINK_SHARE, PROFILES, STATEFUL_WORLDS
 from mjpki.lockstep import lockstep_machine
 
 __all__ = ["ENV_ADAPTER", "ENV_DB", "ENV_OUT", "ENV_REPLAY", "shared_database"]
@@ -60,10 +60,12 @@ _factory = load_factory(os.environ.get(ENV_ADAPTER, DEFAULT_ADAPTER))
 _out = os.environ.get(ENV_OUT, "out/fuzz")
 
 for _name, _make in STATEFUL_WORLDS.items():
-    _machine = lockstep_machine(_factory, _make(), trace_dir=_out, name=f"stateful-{_name}")
+    # The failing run a pytest replay reports is reduced step by step (mjpki.minimise) before it is written, as in `mjpki run`.
+    _reduce = PROFILES["ci"].shrink_seconds * (1 - HYPOTHESIS_SHRINK_SHARE)
+    _machine = lockstep_machine(_factory, _make(), trace_dir=_out, name=f"stateful-{_name}", reduce_seconds=_reduce)
     # Hypothesis keys a state machine's examples by its class's source, the same for every world: this tells them apart.
     _machine._hypothesis_internal_add_digest = f"mjpki-fuzz:stateful:{_name}".encode()  # type: ignore[attr-defined]
     _case = _machine.TestCase
     _case.__name__ = _case.__qualname__ = "TestStateful" + "".join(part.capitalize() for part in _name.split("-"))
     globals()[_case.__name__] = _case
-del _name, _make, _machine, _case  # pytest collects every unittest.TestCase it finds in the module, whatever its name
+del _name, _make, _machine, _case, _reduce  # pytest collects every unittest.TestCase it finds in the module, whatever its name
