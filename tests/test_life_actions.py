@@ -76,3 +76,39 @@ def test_push_setting_around_a_model_change() -> None:
     assert outcome.ok
     state, outcome = step(world, state, A.DeliverDeletionPush(phone=old))
     assert outcome.ok and outcome.details.get("deleted")
+
+
+def test_lost_phone_then_card_found_in_either_order() -> None:
+    """SUS-1, SUS-2, SUS-3: a lost phone, then the card reported lost too, then each found first, all offered by the walk."""
+    world = base_world()
+    registered, d = _registered(world)
+    person = registered.phones[d].holder
+    assert person is not None
+    state, outcome = step(world, registered, A.ReportPhoneLost(person=person))
+    assert outcome.ok, outcome
+    state, outcome = step(world, state, _pick(world, state, lambda a: isinstance(a, A.ReportCardLost)))
+    assert outcome.ok, outcome
+    for found in (A.PhoneFound, A.CardFound):
+        _state, outcome = step(world, state, _pick(world, state, lambda a, found=found: isinstance(a, found)))
+        assert outcome.ok, outcome
+
+
+def test_a_mistyped_pin_is_walked_on_to_the_lock() -> None:
+    """PIN-3, PIN-4: once a PIN has a wrong entry counted, its kind's walk offers only the next wrong entries, then the
+    refusals and the initialisation; a PIN whose certificate is revoked is walked no further."""
+    world = base_world()
+    state, d = _registered(world)
+    state, outcome = step(world, state, A.Sign(phone=d, sp=world.service_providers[0].id, pin="ZZZ999"))
+    assert outcome.code == "WRONG_PIN"
+    signing = [a for a in life_actions(world, state) if getattr(a, "kind", None) is Kind.SIGNING or isinstance(a, A.Sign)]
+    assert signing and all(isinstance(a, A.Sign | A.RevokeFromPhone) and a.pin == "ZZZ999" for a in signing), signing
+    for _ in range(10):
+        if state.phones[d].se.slots[Kind.SIGNING].pin_status is PinStatus.LOCKED:
+            break
+        state, outcome = step(world, state, _pick(world, state, lambda a: isinstance(a, A.Sign) and a.phone == d))
+    assert state.phones[d].se.slots[Kind.SIGNING].pin_status is PinStatus.LOCKED
+    state, outcome = step(world, state, _pick(world, state, lambda a: isinstance(a, A.InitialisePin) and a.kind is Kind.SIGNING))
+    assert outcome.ok, outcome
+    revoked, outcome = step(world, state, A.RevokeWithCard(person=state.phones[d].holder or "P1"))
+    assert outcome.ok, outcome
+    assert not any(a.phone == d for a in life_actions(world, revoked) if isinstance(a, A.SetPin))
