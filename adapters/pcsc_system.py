@@ -40,7 +40,7 @@ from mjpki.impl.system import OFFICIAL_APP_HASH, OTHER_APP_HASH, ReferenceSystem
 from mjpki.spec.domain import PhoneId
 from mjpki.spec.world import World
 
-__all__ = ["PcscSeLink", "PcscSystem", "factory", "settings_from_env", "ENV_PREFIX", "ENV_KEYS", "ENV_PHONES"]
+__all__ = ["PcscSeLink", "PcscSystem", "factory", "preflight", "settings_from_env", "ENV_PREFIX", "ENV_KEYS", "ENV_PHONES"]
 
 ENV_PREFIX = "MJPKI_PCSC_READER_PREFIX"
 ENV_KEYS = KEYS_ENV
@@ -111,16 +111,26 @@ class PcscSystem(ReferenceSystem):
                     link.close()
 
 
-def settings_from_env(world: World) -> tuple[str, StaticKeys, tuple[PhoneId, ...]]:
-    """(reader prefix, SE keys, routed phones) from the environment; AdapterError if malformed."""
-    prefix = os.environ.get(ENV_PREFIX, PHONE_READER_PREFIX)
+def _keys_from_env() -> StaticKeys:
+    """The SEs' keys from $MJPKI_PCSC_KEYS; AdapterError, saying what to set, if it is unset or malformed."""
     try:
         found = keys_from_environment()
     except KeysError as exc:
         raise AdapterError(str(exc)) from exc
     if found is None:  # no fallback to the published test keys (issue 12, finding 2)
         raise AdapterError(f"${ENV_KEYS} must hold the SEs' ISD SCP03 keys (hex ENC||MAC||DEK), or `test` for GP's published test keys")
-    keys = found.keys
+    return found.keys
+
+
+def preflight() -> None:
+    """The settings every system needs, checked before a run starts (mjpki.adapterspec.preflight): AdapterError if absent."""
+    _keys_from_env()
+
+
+def settings_from_env(world: World) -> tuple[str, StaticKeys, tuple[PhoneId, ...]]:
+    """(reader prefix, SE keys, routed phones) from the environment; AdapterError if malformed."""
+    prefix = os.environ.get(ENV_PREFIX, PHONE_READER_PREFIX)
+    keys = _keys_from_env()
     known = [ph.id for ph in world.phones]
     wanted = os.environ.get(ENV_PHONES, "").strip()
     phones = tuple(p.strip() for p in wanted.split(",") if p.strip()) if wanted else tuple(known)

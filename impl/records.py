@@ -6,7 +6,7 @@ reopens the file finds exactly the same state (`snapshot()` compares equal). Eve
 one `with records.transaction():` block: it commits on success and rolls back everything on an exception; each write
 method is itself atomic, and a nested `transaction()` is a savepoint.
 
-Schema (version 2, STRICT tables, foreign keys on, `PRAGMA application_id` = 0x6D6A706B "mjpk"):
+Schema (version 3, STRICT tables, foreign keys on, `PRAGMA application_id` = 0x6D6A706B "mjpk"):
 
     =================  ==============================================================================================
     table              what it holds
@@ -26,6 +26,8 @@ Schema (version 2, STRICT tables, foreign keys on, `PRAGMA application_id` = 0x6
     push_tokens        token -> phone, app install, valid flag
     deletions          (phone, person) -> push token, deadline; and deletion_serials its serials
     ca, ca_issued      kind -> PEM key and certificate (`JpkiCa.to_pem`); the serials the CA has issued
+    ca_points          one row: the base URLs of the CA's CRL distribution points and OCSP responder
+                       (`PublicationPoints`, version 3; a version 2 file is migrated on open and loads the defaults)
     =================  ==============================================================================================
 
 Enumerations are stored as the `.value` of the spec's enums, with CHECK constraints generated from those enums
@@ -55,12 +57,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import Enum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from mjpki.impl.ca import CaPem, JpkiCa, kind_of, profile_of
+from mjpki.impl.ca import DEFAULT_POINTS, CaPem, JpkiCa, PublicationPoints, kind_of, profile_of
 from mjpki.spec.domain import CertStatus, HoldCause, Kind, PersonId, PhoneId, Profile, RevocationReason, SEId, Serial
 from mjpki.spec.fmap import FrozenMap
 from mjpki.spec.observe import CertView, Observation, SlotView
@@ -93,8 +96,8 @@ __all__ = [
     "Records",
 ]
 
-SCHEMA_VERSION: Final = 2
-"""The schema version this module writes and reads."""
+SCHEMA_VERSION: Final = 3
+"""The schema version this module writes and reads (version 2 files are migrated on open: `_MIGRATIONS`)."""
 APPLICATION_ID: Final = 0x6D6A706B
 """`PRAGMA application_id` of an mjpki records file ("mjpk"), so a foreign SQLite file is told apart."""
 APPLICATION_NAME: Final = "mjpki-records"
@@ -314,6 +317,12 @@ _STATUSES = _values(CertStatus)
 _CAUSES = _values(HoldCause)
 _REASONS = _values(RevocationReason)
 
+_CA_POINTS: Final = """CREATE TABLE ca_points (
+        singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+        crl_base TEXT NOT NULL CHECK (crl_base GLOB 'http*://*'),
+        ocsp_base TEXT NOT NULL CHECK (ocsp_base GLOB 'http*://*')
+    ) STRICT"""
+
 _SCHEMA: Final[tuple[str, ...]] = (
     """CREATE TABLE schema_version (
         singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
@@ -438,7 +447,16 @@ _SCHEMA: Final[tuple[str, ...]] = (
     """CREATE TABLE ca_issued (
         serial INTEGER PRIMARY KEY CHECK (serial > 0)
     ) STRICT""",
+    _CA_POINTS,
 )
+
+_MIGRATIONS: Final[Mapping[int, tuple[str, ...]]] = MappingProxyType(
+    {
+        # Version 3 keeps where the CA publishes; a version 2 file had no row for it and loads the default points, as before.
+        2: (_CA_POINTS,),
+    }
+)
+"""Schema version -> the statements that bring a file of that version to the next one."""
 
 _TABLES: Final = (
     "schema_version",
@@ -455,6 +473,7 @@ _TABLES: Final = (
     "deletion_serials",
     "ca",
     "ca_issued",
+    "ca_points",
 )
 
 
@@ -638,6 +657,9 @@ class Records:
         if len(rows) != 1 or rows[0]["application"] != APPLICATION_NAME:
             raise RecordsFileError(f"{where} has a malformed schema_version table: it is damaged; restore it from a backup")
         version = rows[0]["version"]
+        if version in _MIGRATIONS:
+            version = self._migrate(version)
+            app_id, tables = self._identity()
         if version != SCHEMA_VERSION:
             raise RecordsFileError(
                 f"{where} holds records of schema version {version}, but this mjpki reads only version {SCHEMA_VERSION}: "
@@ -658,6 +680,19 @@ class Records:
             raise RecordsFileError(
                 f"{where} was created with first_serial={stored_first}, not {first_serial}: omit first_serial when reopening records"
             )
+
+    def _migrate(self, version: int) -> int:
+        """Bring a file of an older known version up to SCHEMA_VERSION, one version per transaction; the version reached."""
+        db = self._db
+        while version in _MIGRATIONS:
+            with self.transaction():  # BEGIN IMMEDIATE: another process opening the same file migrates it once, not twice
+                now = db.execute("SELECT version FROM schema_version").fetchone()[0]
+                if now == version:
+                    for statement in _MIGRATIONS[version]:
+                        db.execute(statement)
+                    db.execute("UPDATE schema_version SET version = ?", (version + 1,))
+            version = db.execute("SELECT version FROM schema_version").fetchone()[0]
+        return int(version)
 
     def _identity(self) -> tuple[int, set[str]]:
         """The file's SQLite application_id and its tables (SQLite's own left out), read in one transaction: two separate
@@ -1325,7 +1360,8 @@ class Records:
     # --- the CA -----------------------------------------------------------------------------------
 
     def save_ca(self, *, ca: JpkiCa, password: bytes | None = None) -> None:
-        """Save both CAs' keys and certificates as PEM and add the serials the CA has issued; a different CA is refused.
+        """Save both CAs' keys and certificates as PEM, where they publish, and the serials the CA has issued; a different CA,
+        or the same one publishing elsewhere (its certificates name the saved URLs), is refused.
 
         The keys are encrypted (PKCS#8, cryptography's best available scheme) with `password`, else with $MJPKI_CA_PASSPHRASE
         when it is set; without either they are stored in clear (the file is 0600 all the same)."""
@@ -1349,6 +1385,16 @@ class Records:
                     "INSERT INTO ca (kind, key_pem, cert_pem) VALUES (?, ?, ?) ON CONFLICT (kind) DO UPDATE SET key_pem = excluded.key_pem",
                     (kind.value, pem.key_pem, pem.cert_pem),
                 )
+            saved = self._ca_points()
+            if saved is not None and saved != ca.points:
+                raise InvalidRecordError(
+                    f"the records hold this CA publishing at {saved.crl_base} and {saved.ocsp_base}, not {ca.points.crl_base} and "
+                    f"{ca.points.ocsp_base}: the certificates it issued name the saved URLs (CA-4); serve them there"
+                )
+            db.execute(
+                "INSERT OR IGNORE INTO ca_points (singleton, crl_base, ocsp_base) VALUES (1, ?, ?)",
+                (ca.points.crl_base, ca.points.ocsp_base),
+            )
             db.executemany("INSERT OR IGNORE INTO ca_issued (serial) VALUES (?)", [(s,) for s in issued])
 
     def load_ca(self, *, password: bytes | None = None) -> JpkiCa | None:
@@ -1369,12 +1415,14 @@ class Records:
                 f"the CA keys in {self._where()} are encrypted: set ${CA_PASSPHRASE_ENV} to the passphrase they were saved with"
             )
         issued = [r[0] for r in db.execute("SELECT serial FROM ca_issued UNION SELECT serial FROM certificates ORDER BY 1")]
+        points = self._ca_points() or DEFAULT_POINTS  # none saved: a file migrated from version 2, which kept none
         try:
             ca = JpkiCa.from_pem(
                 signing=rows[Kind.SIGNING],
                 auth=rows[Kind.AUTH],
                 issued_serials=issued,
                 password=password if all(encrypted.values()) else None,
+                points=points,
             )
         except (TypeError, ValueError) as exc:
             why = f"wrong passphrase (${CA_PASSPHRASE_ENV} or the password given)" if password is not None else exc
@@ -1382,6 +1430,16 @@ class Records:
         if password is not None and not all(encrypted.values()):
             self.save_ca(ca=ca, password=password)  # encrypt keys saved in clear, now that there is a passphrase
         return ca
+
+    def _ca_points(self) -> PublicationPoints | None:
+        """Where the saved CA publishes, or None if no points were saved."""
+        row = self._db.execute("SELECT crl_base, ocsp_base FROM ca_points").fetchone()
+        if row is None:
+            return None
+        try:
+            return PublicationPoints(crl_base=row["crl_base"], ocsp_base=row["ocsp_base"])
+        except ValueError as exc:
+            raise RecordsFileError(f"{self._where()} holds malformed CA publication points ({exc}): it is damaged") from None
 
     # --- observation and snapshot -----------------------------------------------------------------
 

@@ -3,7 +3,8 @@
     python -m mjpki.adapter_host MODULE:FACTORY               # JSON lines on stdin/stdout (the shim transport)
     python -m mjpki.adapter_host MODULE:FACTORY --http PORT   # the same messages over HTTP on 127.0.0.1:PORT
 
-A factory that cannot be loaded is one line on stderr and exit 2.
+A factory that cannot be loaded, or whose module's preflight() says it cannot run here (mjpki.adapterspec), is one line on
+stderr and exit 2, before the first message.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--http", type=int, metavar="PORT", help="serve over HTTP on this port (0: a free one) instead of stdin/stdout")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind with --http (default: %(default)s)")
     args = parser.parse_args(argv)
-    from mjpki.adapterspec import AdapterSpecError, load_factory
+    from mjpki.adapterspec import AdapterSpecError, load_factory, preflight
 
     try:
         factory = load_factory(args.adapter)
+        problem = preflight(args.adapter)
     except AdapterSpecError as exc:
-        print(f"mjpki.adapter_host: {terminal(str(exc))}", file=sys.stderr)
+        problem = str(exc)
+    if problem:
+        print(f"mjpki.adapter_host: {terminal(problem)}", file=sys.stderr)
         return 2
     if args.http is not None:
         from mjpki.wire.serve import serve_http

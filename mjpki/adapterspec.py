@@ -6,6 +6,11 @@ and so is a file's folder (first), so a file may import its neighbours and the p
 
 Every way a specification can be wrong (its form, a missing file, module or attribute, an import that fails, a syntax
 error) is an AdapterSpecError with a one-line message.
+
+An adapter module may define `preflight()`: no arguments, called once before anything runs (`mjpki run`, `replay` and
+`serve-system`, in whichever process builds the systems); it raises with a one-line message saying what to set when
+the adapter cannot run here (a missing key, reader or setting), which the CLI reports as a usage error (exit 2)
+instead of the same failure in every check.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from types import ModuleType
 
 from mjpki.adapters.system import AdapterFactory
 
-__all__ = ["DEFAULT_ADAPTER", "AdapterSpecError", "load_factory", "load_object"]
+__all__ = ["DEFAULT_ADAPTER", "PREFLIGHT", "AdapterSpecError", "load_factory", "load_object", "preflight"]
 
 DEFAULT_ADAPTER = "mjpki.adapters.reference:factory"
 """The reference implementation (impl/): what runs when no adapter is named."""
+PREFLIGHT = "preflight"
+"""The optional function of an adapter module that says, before any check, whether the adapter can run here."""
 
 
 class AdapterSpecError(ValueError):
@@ -33,6 +40,27 @@ def load_factory(spec: str) -> AdapterFactory:
     if not callable(obj):
         raise AdapterSpecError(f"adapter {spec!r}: {spec.partition(':')[2]} is a {type(obj).__name__}, not a callable that takes a World")
     return obj  # type: ignore[return-value]
+
+
+def preflight(spec: str) -> str | None:
+    """Load the factory and call its module's optional preflight(); the one-line problem it raised, or None if it can run.
+
+    AdapterSpecError if the factory does not load."""
+    load_factory(spec)
+    # The hook of the module the spec names (whose factory may well be imported from elsewhere), already imported now.
+    module_name = spec.partition(":")[0]
+    module = _import_file(module_name, spec) if module_name.endswith(".py") else _import_module(module_name, spec)
+    hook = getattr(module, PREFLIGHT, None)
+    if hook is None:
+        return None
+    if not callable(hook):
+        return f"adapter {spec!r}: {module.__name__}.{PREFLIGHT} is a {type(hook).__name__}, not a function"
+    try:
+        hook()
+    except Exception as exc:  # the adapter's own account of what is missing: its message, on one line
+        why = " ".join(str(exc).split()) or type(exc).__name__
+        return f"adapter {spec!r} cannot run here: {why}"
+    return None
 
 
 def load_object(spec: str, *, what: str = "adapter", form: str = "module:factory", example: str = DEFAULT_ADAPTER) -> object:

@@ -5,6 +5,16 @@ requirements), but the difference itself is about far fewer: the refusal reason 
 or skipped, the detail that differs (a retry count is PIN-3, a push due time ISS-7, the kinds a
 deletion removed MCH-4). `blame` names those; a divergence (mjpki.lockstep) and the verdicts
 built on it FAIL only them, and fall back to the rule's list only where nothing narrower applies.
+
+Where both refuse, for different reasons, the order of the rule's checks says which refusal the difference is about (a
+rule declares its refusals in the order it checks them; tests/test_blame.py holds every rule to that): a system that
+refuses at an earlier check than the spec's failed a check the spec's state passes, so its state differs there (a PIN it
+wrongly reset answers PIN_NOT_SET before the certificate's revocation is looked at); one that refuses at a later check
+skipped the spec's. And a refusal that the action's path never gives in the spec is the path's alone: the OS screen
+lock presents the PIN the app holds (ASM-OS-AUTH-PRESENTS-PIN), so a WRONG_PIN on it is PIN-6's, not a wrong entry.
+
+Given the spec's state, the spec's own refusal names the state behind it: a certificate the spec keeps suspended for one
+cause (a lost phone, SUS-1; a lost card, SUS-2) that the system lets through differs from the spec's in that hold.
 """
 
 from __future__ import annotations
@@ -13,12 +23,13 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from mjpki.spec import actions as A
-from mjpki.spec.domain import AuthMethod
+from mjpki.spec.domain import AuthMethod, HoldCause
 from mjpki.spec.machine import rule_for
 from mjpki.spec.outcome import Outcome
 from mjpki.spec.reasons import Reason as R
+from mjpki.spec.state import State
 
-__all__ = ["DETAIL_REQS", "REASON_IN_RULE_REQS", "blame", "detail_reqs", "failure_reqs", "reason_reqs"]
+__all__ = ["DETAIL_REQS", "HOLD_REQS", "REASON_IN_RULE_REQS", "blame", "detail_reqs", "failure_reqs", "reason_reqs"]
 
 DETAIL_REQS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
@@ -59,6 +70,9 @@ REASON_IN_RULE_REQS: Mapping[tuple[type[A.Action], R], tuple[str, ...]] = Mappin
 )
 """Where a refusal given by one rule is about a requirement of that rule beyond the reason's own IDs."""
 
+HOLD_REQS: Mapping[HoldCause, tuple[str, ...]] = MappingProxyType({HoldCause.PHONE_LOST: ("SUS-1",), HoldCause.CARD_LOST: ("SUS-2",)})
+"""The requirement that puts (and keeps) a certificate on hold for each cause."""
+
 
 def reason_reqs(action: A.Action, reason: R | None) -> tuple[str, ...]:
     """The requirement IDs of a refusal given (or due) for this action: the reason's and the rule's for that reason."""
@@ -79,23 +93,65 @@ def _path_reqs(action: A.Action) -> tuple[str, ...]:
     return ()
 
 
-def blame(action: A.Action, expected: Outcome, actual: Outcome) -> tuple[str, tuple[str, ...]] | None:
+_OFF_PATH: Mapping[str, frozenset[R]] = MappingProxyType(
+    {
+        # The OS path presents the stored PIN (ASM-OS-AUTH-PRESENTS-PIN): the spec never answers it with a wrong PIN.
+        "PIN-6": frozenset({R.WRONG_PIN}),
+    }
+)
+"""Per path (its requirement, as _path_reqs names it): refusals the spec never gives on it."""
+
+
+def _off_path(action: A.Action, reason: R | None) -> tuple[str, ...]:
+    """The path's requirements if reason is one the spec never gives on the action's path, else ()."""
+    path = _path_reqs(action)
+    return path if reason is not None and any(reason in _OFF_PATH.get(p, ()) for p in path) else ()
+
+
+def _state_reqs(expected: Outcome, state: State | None) -> tuple[str, ...]:
+    """The requirement behind the state the spec's refusal rests on, where one cause explains it; else ()."""
+    if state is None or expected.reason is not R.CERT_SUSPENDED:
+        return ()
+    serial = expected.details.get("serial")
+    cert = state.phone_certs.get(serial) or state.card_certs.get(serial)  # type: ignore[arg-type]
+    if cert is None or len(cert.holds) != 1:
+        return ()  # two causes: either could be the one the system lost, or its verifier ignores holds (SUS-4) altogether
+    return HOLD_REQS[next(iter(cert.holds))]
+
+
+def _check_order(action: A.Action, reason: R) -> int | None:
+    """Where the rule checks for this refusal among its declared refusals (their order), or None if it declares none such."""
+    reasons = rule_for(action).reasons
+    return reasons.index(reason) if reason in reasons else None
+
+
+def blame(action: A.Action, expected: Outcome, actual: Outcome, *, state: State | None = None) -> tuple[str, tuple[str, ...]] | None:
     """How the system's outcome differs from the spec's, and the requirement IDs that difference is about; None if equal.
 
-    A different code blames the refusal the spec gives (the check the system skipped, or made after
-    another that then refused), and the system's own refusal if it gave one (its state may differ
-    there), or where the spec accepts, the refusal the system gave; a
-    different detail blames that detail's requirement. Only details in DETAIL_REQS that both
-    outcomes carry are compared.
+    A different code blames the refusal the spec gives where the system accepts, and the system's where the spec accepts.
+    Where both refuse, it blames the system's refusal if the rule checks for it before the spec's (the system's state
+    differs where it looked), the spec's if after (the system skipped that check), both if the order is unknown. A
+    refusal the action's path never gives in the spec blames the path alone. Where the spec's refusal is the one
+    blamed, state (the spec's, after the step) adds the requirement behind it (HOLD_REQS). A different detail blames that
+    detail's requirement. Only details in DETAIL_REQS that both outcomes carry are compared.
     """
     if expected.code != actual.code:
-        refusal = expected.reason if expected.reason is not None else actual.reason
-        reqs = reason_reqs(action, refusal) + _path_reqs(action)
+        what = f"the spec says {expected.code}, the system {actual.code}"
+        if off := _off_path(action, actual.reason):
+            return what, off
         if expected.reason is not None and actual.reason is not None:
-            # Both refuse, for different reasons: either the system skipped the spec's check, or its state differs where
-            # its own refusal looks (a PIN it wrongly reset answers PIN_NOT_SET before a revoked certificate's check).
-            reqs += reason_reqs(action, actual.reason)
-        return f"the spec says {expected.code}, the system {actual.code}", tuple(dict.fromkeys(reqs))
+            first, second = _check_order(action, actual.reason), _check_order(action, expected.reason)
+            if first is not None and second is not None:
+                if first < second:
+                    return what, tuple(dict.fromkeys(reason_reqs(action, actual.reason) + _path_reqs(action)))
+                spec_side = reason_reqs(action, expected.reason) + _path_reqs(action) + _state_reqs(expected, state)
+                return what, tuple(dict.fromkeys(spec_side))
+            # The system's refusal is not one the rule gives: either may be what differs.
+            both = reason_reqs(action, expected.reason) + _path_reqs(action) + reason_reqs(action, actual.reason)
+            return what, tuple(dict.fromkeys(both))
+        if expected.reason is not None:
+            return what, tuple(dict.fromkeys(reason_reqs(action, expected.reason) + _path_reqs(action) + _state_reqs(expected, state)))
+        return what, tuple(dict.fromkeys(reason_reqs(action, actual.reason) + _path_reqs(action)))
     for key in sorted(set(DETAIL_REQS) & set(expected.details)):
         if key in actual.details and actual.details[key] != expected.details[key]:
             what = f"{key}: the spec says {expected.details[key]!r}, the system {actual.details[key]!r}"

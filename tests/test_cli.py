@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mjpki.cli import main
 from mjpki.runner import run_scenario
 from mjpki.scenarios import SCENARIOS
@@ -106,3 +108,53 @@ def test_scenarios_against_the_reference_implementation(tmp_path, capsys) -> Non
     data = json.loads((tmp_path / "revoke-from-phone.json").read_text())
     assert data["system"] == "reference"
     assert all(s["actual"]["code"] == s["expected"]["code"] for s in data["steps"])
+
+
+# --- an adapter's preflight(): a usage error before any check ---------------------------------------------------------
+
+PREFLIGHT_ADAPTER = """
+import os
+
+from mjpki.adapters.reference import factory
+
+
+def preflight():
+    if not os.environ.get("H7_ADAPTER_SETTING"):
+        raise RuntimeError("set $H7_ADAPTER_SETTING to the lab's reader\\n    (see the adapter's docs)")
+"""
+
+
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).parent / "mjpki"
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_an_adapter_that_cannot_run_here_is_a_usage_error_before_any_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    # The PC/SC system adapter without its keys: exit 2 and one line naming the setting, not a failed run (exit 1).
+    env = {k: v for k, v in os.environ.items() if k not in ("MJPKI_PCSC_KEYS", "H7_ADAPTER_SETTING")}
+    for mode in ([], ["--in-process"]):
+        out = tmp_path / f"out{len(mode)}"
+        done = _cli(["run", "--adapter", "mjpki.adapters.pcsc_system:factory", *mode, "--out", str(out)], env)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert done.stderr.count("\n") == 1 and "$MJPKI_PCSC_KEYS must hold" in done.stderr and "Traceback" not in done.stderr
+        assert not (out / "result.json").exists() and "system under test" not in done.stdout  # no check ran
+    done = _cli(["serve-system", "--adapter", "mjpki.adapters.pcsc_system:factory", "--port", "0"], env)
+    assert done.returncode == 2 and "$MJPKI_PCSC_KEYS must hold" in done.stderr, done.stderr
+    # Any adapter module may say so: its message on one line (a newline in it is folded), in the child host too.
+    module = tmp_path / "needs_setting.py"
+    module.write_text(PREFLIGHT_ADAPTER, encoding="utf-8")
+    done = _cli(["run", "--adapter", f"{module}:factory", "--out", str(tmp_path / "o"), "--check", "scenario:issue-both-kinds"], env)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "cannot run here: set $H7_ADAPTER_SETTING to the lab's reader (see the adapter's docs)" in done.stderr
+    # Set, the hook lets it run (asked here in this process, as the child host asks it).
+    from mjpki.adapterspec import preflight
+
+    monkeypatch.setenv("H7_ADAPTER_SETTING", "reader 1")
+    assert preflight(f"{module}:factory") is None
+    monkeypatch.delenv("H7_ADAPTER_SETTING")
+    assert preflight(f"{module}:factory") == (
+        f"adapter '{module}:factory' cannot run here: set $H7_ADAPTER_SETTING to the lab's reader (see the adapter's docs)"
+    )
+    assert preflight("mjpki.adapters.reference:factory") is None  # a module without the hook can always run

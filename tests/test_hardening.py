@@ -537,12 +537,12 @@ def test_emit_pytest_embeds_a_hostile_title_as_data(tmp_path: Path, trace_doc: d
     source.encode("utf-8")  # writable as a file
     module = ast.parse(source)  # compiles
     kinds = [type(node).__name__ for node in module.body]
-    assert kinds == ["Expr", "ImportFrom", "Import", "Import", "ImportFrom", "ImportFrom", "ImportFrom", "ImportFrom"] + ["Assign"] * 3 + [
-        "FunctionDef"
-    ]
+    header = ["Expr", "ImportFrom", "Import", "Import", "ImportFrom", "ImportFrom", "ImportFrom", "ImportFrom"]
+    constants = ["Assign", "Assign", "Expr", "Assign", "Assign", "Assign"]  # ADAPTER, IN_PROCESS + doc, TIMEOUT, MEMORY_MB, TRACE_JSON
+    assert kinds == [*header, *constants, "FunctionDef"]
     docstring = ast.get_docstring(module, clean=False) or ""
     assert all(escape.terminal(line) in docstring for line in title.split("\n"))  # shown, escaped
     assert not re.search(r"[\x00\x0d\x1b\u202e\u2028\ud800]", docstring)
     namespace: dict[str, Any] = {}
-    exec(compile(ast.Module(body=module.body[8:11], type_ignores=[]), "generated", "exec"), namespace)  # the constants only
+    exec(compile(ast.Module(body=module.body[8:14], type_ignores=[]), "generated", "exec"), namespace)  # the constants only
     assert json.loads(namespace["TRACE_JSON"])["title"] == title  # the trace itself is embedded exactly

@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from mjpki.impl.ca import JpkiCa, PersonalData
+from mjpki.impl.ca import JpkiCa, PersonalData, PublicationPoints
 from mjpki.impl.records import (
     APPLICATION_ID,
     SCHEMA_VERSION,
@@ -709,6 +709,43 @@ def test_ca_save_load(env: Env, keys: tuple[rsa.RSAPrivateKey, ...]) -> None:
     other = JpkiCa.generate(signing_key=keys[1], auth_key=keys[0])  # keys swapped: a different CA
     with pytest.raises(InvalidRecordError, match="CA-1"):
         r.save_ca(ca=other)
+
+
+def test_ca_publication_points_survive_a_restart(tmp_path: Path, keys: tuple[rsa.RSAPrivateKey, ...]) -> None:
+    # CA-4: a CA saved with the URLs its certificates name publishes at the same URLs when a later process loads it.
+    points = PublicationPoints.served("http://127.0.0.1:8123")
+    served = JpkiCa.generate(signing_key=keys[0], auth_key=keys[1], points=points)
+    path = tmp_path / "records.sqlite"
+    with Records.open(path) as records:
+        records.save_ca(ca=served)
+        assert records.snapshot()["ca_points"] == [
+            {"singleton": 1, "crl_base": "http://127.0.0.1:8123/crl", "ocsp_base": "http://127.0.0.1:8123/ocsp"}
+        ]
+    with Records.open(path) as again:
+        loaded = again.load_ca()
+        assert loaded is not None and loaded.points == points
+        assert loaded.points.crl(kind=Kind.SIGNING, profile=Profile.PHONE) == "http://127.0.0.1:8123/crl/sign/phone.crl"
+        again.save_ca(ca=loaded)  # the same CA at the same points: fine
+        moved = JpkiCa.from_pem(**{k.value: pem for k, pem in served.to_pem().items()}, points=PublicationPoints())
+        with pytest.raises(InvalidRecordError, match=r"publishing at http://127\.0\.0\.1:8123/crl"):
+            again.save_ca(ca=moved)
+        assert again.load_ca().points == points  # type: ignore[union-attr]
+
+
+def test_version_2_records_are_migrated_and_load_the_default_points(tmp_path: Path, keys: tuple[rsa.RSAPrivateKey, ...]) -> None:
+    # A file written before the points were kept: the CA loads as it did then, publishing at the default points.
+    path = tmp_path / "records.sqlite"
+    with Records.open(path) as records:
+        records.save_ca(ca=make_ca(keys))
+    conn = raw(path)
+    conn.execute("DROP TABLE ca_points")
+    conn.execute("UPDATE schema_version SET version = 2")
+    conn.close()
+    with Records.open(path) as again:
+        assert again.snapshot()["schema_version"][0]["version"] == SCHEMA_VERSION == 3
+        assert again.snapshot()["ca_points"] == []
+        loaded = again.load_ca()
+        assert loaded is not None and loaded.points == PublicationPoints()
 
 
 # --- transactions ----------------------------------------------------------------------------------

@@ -191,9 +191,30 @@ def test_standalone_file_fails_on_the_faulty_system_and_passes_on_the_reference(
     assert "1 passed" in done.stdout
 
 
+def test_standalone_file_runs_the_adapter_in_a_child_like_mjpki_run(faulty_trace: Path, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # An adapter that ends its process while building a system: behind the child-process host (the default, as in `mjpki
+    # run`) that is the test's failure, reported; only --in-process puts it in the test's own process, which it then ends.
+    crash = tmp_path / "crashing_adapter.py"
+    crash.write_text("import os\n\n\ndef factory(world):\n    os._exit(7)\n", encoding="utf-8")
+    child = tmp_path / "child" / "test_replay_crash.py"
+    child.parent.mkdir()
+    child.write_text(standalone_test(faulty_trace, adapter=f"{crash}:factory", timeout=5.0), encoding="utf-8")
+    assert "IN_PROCESS = False" in child.read_text()
+    done = _run_pytest(child)
+    assert done.returncode == 1 and "1 failed" in done.stdout, done.stdout + done.stderr
+    assert "exited with status 7" in done.stdout, done.stdout
+    inside = tmp_path / "inside" / "test_replay_crash.py"
+    inside.parent.mkdir()
+    inside.write_text(standalone_test(faulty_trace, adapter=f"{crash}:factory", in_process=True), encoding="utf-8")
+    assert "IN_PROCESS = True" in inside.read_text() and "--in-process --emit-pytest" in inside.read_text()
+    assert _run_pytest(inside).returncode == 7
+
+
 def test_cli_emits_the_standalone_file(faulty_trace: Path, faulty_module: Path, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "test_replay_x.py"
     assert main(["replay", str(faulty_trace), "--adapter", f"{faulty_module}:factory", "--emit-pytest", str(out)]) == 1
     assert "standalone test written" in capsys.readouterr().out
     compile(out.read_text(), str(out), "exec")
-    assert f"ADAPTER = {str(faulty_module) + ':factory'!r}" in out.read_text()
+    assert f"ADAPTER = {str(faulty_module) + ':factory'!r}" in out.read_text() and "IN_PROCESS = False" in out.read_text()
+    assert main(["replay", str(faulty_trace), "--adapter", f"{faulty_module}:factory", "--in-process", "--emit-pytest", str(out)]) == 1
+    assert "IN_PROCESS = True" in out.read_text()

@@ -49,7 +49,7 @@ def choose_system(
     *, adapter: str | None, shim: str | None, url: str | None, in_process: bool, step_timeout: float, memory_mb: int, prefix: str = "--"
 ) -> ChosenSystem:
     """The system the options name; a ValueError with one line for options that do not go together or do not parse."""
-    from mjpki.adapterspec import DEFAULT_ADAPTER, load_factory
+    from mjpki.adapterspec import DEFAULT_ADAPTER, load_factory, preflight
 
     given = [f"{prefix}{o}" for o, v in (("adapter", adapter), ("shim", shim), ("url", url)) if v]
     if len(given) > 1:
@@ -79,7 +79,11 @@ def choose_system(
         return ChosenSystem(factory=wire, name=shim, timeout=wired, wire=wire)
     spec = adapter or DEFAULT_ADAPTER
     if in_process:
-        return ChosenSystem(factory=load_factory(spec), name=spec, timeout=t, wire=None)
+        made = load_factory(spec)
+        problem = preflight(spec)  # in the child, mjpki.adapter_host asks it before its hello (see ChosenSystem.start)
+        if problem:
+            raise ValueError(problem)
+        return ChosenSystem(factory=made, name=spec, timeout=t, wire=None)
     # Not imported here: the child imports it (a module that hangs or exits while imported must not take the suite along);
     # a MODULE:FACTORY that does not load ends the child's hello, which `start` reports as one line.
     wire = shim_factory(python_host_command(spec), name=spec, timeout=t, start_timeout=start, memory_mb=memory_mb, env=python_host_env())
