@@ -15,15 +15,22 @@ certificates, the certificates it issued and its current CRLs. `verify_artefacts
 From them it derives the published statuses and the certificate views; `judge` compares those with the system's own
 observation (a disagreement is a finding: the system says one thing and publishes another) and runs the state
 invariants on the observation rebuilt from the artefacts. Times in artefacts are read with ASM-ARTEFACT-TIME.
+
+A judgement is a function of (world, observation, artefacts' bytes, the world's now, the OCSP answers' bytes): `judgement`
+computes it from those alone, so nothing verified once is verified again. Certificates, CRLs, OCSP answers and signatures
+are verified once per DER (and signature checks once per (issuer, tbs digest, signature)); the artefacts as a whole once
+per (bytes, now); and `ArtefactJudge`, which a lockstep run uses after every step, hands back its last judgement when all
+of those are as they were. Only the OCSP answers are asked for afresh each time (the system could answer otherwise).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -34,7 +41,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, SignatureAlgori
 
 from mjpki.adapters.artefacts import Artefacts
 from mjpki.impl.ca import KEY_SIZE, kind_of, profile_of
-from mjpki.properties.invariants import check_state
+from mjpki.properties.invariants import Violation, check_state
 from mjpki.spec.clock import from_datetime, to_datetime
 from mjpki.spec.domain import CertStatus, Kind, Profile, Serial
 from mjpki.spec.observe import CertView, Observation
@@ -42,18 +49,27 @@ from mjpki.spec.world import World
 
 __all__ = [
     "ARTEFACT_REQS",
+    "FULL_EVERY",
+    "OCSP_ROTATION",
     "Finding",
     "CertFacts",
     "Verified",
+    "OcspAnswer",
     "verify_artefacts",
     "derived_observation",
     "compare_with_observation",
+    "judgement",
     "judge",
-    "published_due",
+    "ArtefactJudge",
 ]
 
 ARTEFACT_REQS = frozenset({"CA-1", "CA-2", "CA-3", "CA-4", "CA-5", "REV-4", "SP-1"})
 """The requirements judged on verified artefacts when a system hands them over; the rest stay on self-report."""
+
+FULL_EVERY = 16
+"""ArtefactJudge asks OCSP about every certificate (and a serial never issued) on every FULL_EVERY-th step."""
+OCSP_ROTATION = 1
+"""ArtefactJudge asks OCSP, on every step, about this many certificates beyond the changed ones, in turn."""
 
 _LIST_REQS = ("CA-4", "REV-4", "SP-1")
 _SHA256_RSA = SignatureAlgorithmOID.RSA_WITH_SHA256
@@ -119,16 +135,30 @@ def _minutes(moment: datetime) -> int:
     return from_datetime(moment.astimezone(UTC).replace(tzinfo=None))
 
 
+_SIGNATURES: dict[tuple[x509.Certificate, bytes, bytes, str], bool] = {}
+"""(issuer, SHA-256 of the signed bytes, signature, hash) -> verified: each signature is checked once per process."""
+_SIGNATURES_KEPT = 16384
+
+
 def _signed_by(issuer: x509.Certificate, signature: bytes, tbs: bytes, algorithm: hashes.HashAlgorithm | None) -> bool:
-    """True if the issuer's RSA key made this PKCS#1 v1.5 signature over tbs."""
+    """True if the issuer's RSA key made this PKCS#1 v1.5 signature over tbs (memoised: the answer cannot change)."""
+    if algorithm is None:
+        return False
+    memo = (issuer, hashlib.sha256(tbs).digest(), signature, algorithm.name)
+    known = _SIGNATURES.get(memo)
+    if known is not None:
+        return known
     key = issuer.public_key()
-    if not isinstance(key, rsa.RSAPublicKey) or algorithm is None:
-        return False
-    try:
-        key.verify(signature, tbs, padding.PKCS1v15(), algorithm)
-    except InvalidSignature:
-        return False
-    return True
+    good = isinstance(key, rsa.RSAPublicKey)
+    if good:
+        try:
+            key.verify(signature, tbs, padding.PKCS1v15(), algorithm)  # type: ignore[union-attr]
+        except InvalidSignature:
+            good = False
+    if len(_SIGNATURES) >= _SIGNATURES_KEPT:
+        _SIGNATURES.clear()
+    _SIGNATURES[memo] = good
+    return good
 
 
 def _uris(names: Iterable[x509.GeneralName] | None) -> tuple[str, ...]:
@@ -311,7 +341,33 @@ def _read_crls(
     return published
 
 
-def _never_issued(certs: Iterable[Serial], cas: list[x509.Certificate]) -> Serial:
+@dataclass(frozen=True, slots=True)
+class _Static:
+    """What the artefacts show at one now, without OCSP: a function of their bytes and the now alone."""
+
+    cas: tuple[x509.Certificate, ...]
+    certs: Mapping[Serial, tuple[CertFacts, bytes, x509.Certificate]]
+    published: frozenset[tuple[Profile, Serial, CertStatus]]
+    findings: tuple[Finding, ...]
+    facts: tuple[CertFacts, ...]
+    """The certificates' facts in serial order."""
+
+
+@functools.lru_cache(maxsize=256)
+def _read_static(artefacts: Artefacts, now: int) -> _Static:
+    """The certificates, CRLs and their findings at now; memoised by (bytes, now), as a system hands over the same
+    artefacts step after step until something changes."""
+    findings: list[Finding] = []
+    cas = _load_cas(artefacts, findings)
+    certs = _load_certs(artefacts, cas, findings)
+    published = _read_crls(artefacts, cas, certs, now, findings)
+    facts = tuple(f for f, _c, _ca in sorted(certs.values(), key=lambda t: t[0].serial))
+    return _Static(
+        cas=tuple(cas), certs=MappingProxyType(certs), published=frozenset(published), findings=tuple(findings), facts=facts
+    )
+
+
+def _never_issued(certs: Iterable[Serial], cas: Iterable[x509.Certificate]) -> Serial:
     """A serial the system never issued: one above every end-entity serial, skipping the CA certificates' own."""
     taken = {c.serial_number for c in cas}
     serial = max((*certs, 0)) + 1
@@ -320,61 +376,123 @@ def _never_issued(certs: Iterable[Serial], cas: list[x509.Certificate]) -> Seria
     return serial
 
 
-def _ocsp_checks(
-    ask: Callable[[bytes], bytes], cas: list[x509.Certificate], certs: dict[Serial, tuple[CertFacts, bytes, x509.Certificate]],
-    published: set[tuple[Profile, Serial, CertStatus]], now: int, probe: frozenset[Serial] | None, out: list[Finding],
-) -> None:  # fmt: skip
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OcspAnswer:
+    """One OCSP question and the system's answer as DER: about an issued certificate, or a serial it never issued."""
+
+    serial: Serial
+    never_issued_under: int | None = None
+    """For a serial the system never issued: the index of the CA certificate it was asked under; None: an issued one."""
+    answer: bytes
+
+
+def _nonce(serial: Serial, now: int) -> bytes:
+    """The nonce mjpki sends about a serial at a now: the same question gets the same request (a responder may cache)."""
+    return hashlib.sha256(f"mjpki {serial} {now}".encode()).digest()[:16]
+
+
+@functools.lru_cache(maxsize=4096)
+def _request(cert_der: bytes, issuer: x509.Certificate, now: int) -> bytes:
+    """The DER OCSP request about an issued certificate at now (SHA-1 CertID, as openssl sends, and a nonce)."""
+    cert = x509.load_der_x509_certificate(cert_der)
+    request = (
+        ocsp.OCSPRequestBuilder()
+        .add_certificate(cert, issuer, hashes.SHA1())
+        .add_extension(x509.OCSPNonce(_nonce(cert.serial_number, now)), critical=False)
+    )
+    return request.build().public_bytes(serialization.Encoding.DER)
+
+
+@functools.lru_cache(maxsize=256)
+def _unknown_request(ca: x509.Certificate, serial: Serial) -> bytes:
+    """The DER OCSP request about a serial never issued, under this CA (no nonce)."""
+    issuer_name, issuer_key = _hash(ca.subject.public_bytes()), _hash(_key_bits(ca))
+    request = ocsp.OCSPRequestBuilder().add_certificate_by_hash(issuer_name, issuer_key, serial, hashes.SHA1())
+    return request.build().public_bytes(serialization.Encoding.DER)
+
+
+def _ask_ocsp(ask: Callable[[bytes], bytes], static: _Static, now: int, probe: frozenset[Serial] | None) -> tuple[OcspAnswer, ...]:
+    """The system's answers to mjpki's OCSP questions: every certificate and a serial never issued (probe None), or probe."""
+    asked: list[OcspAnswer] = []
+    if probe is None:  # SP-1: a serial never issued must not be "good" (asked at full judgements)
+        unknown = _never_issued(static.certs, static.cas)
+        for i, ca in enumerate(static.cas):
+            asked.append(OcspAnswer(serial=unknown, never_issued_under=i, answer=ask(_unknown_request(ca, unknown))))
+    for serial, (_facts, der, issuer) in sorted(static.certs.items()):
+        if probe is None or serial in probe:
+            asked.append(OcspAnswer(serial=serial, answer=ask(_request(der, issuer, now))))
+    return tuple(asked)
+
+
+def _load_answer(der: bytes, *, what: str) -> ocsp.OCSPResponse | Finding:
+    try:
+        return ocsp.load_der_ocsp_response(der)
+    except (ValueError, TypeError) as exc:
+        return Finding(reqs=("CA-4",), message=f"the OCSP answer about {what} is not a DER OCSP response ({exc})")
+
+
+@functools.lru_cache(maxsize=1024)
+def _unknown_findings(der: bytes, serial: Serial) -> tuple[Finding, ...]:
+    """SP-1: what is wrong with the answer about a serial never issued (memoised by its DER)."""
+    answer = _load_answer(der, what=f"serial {serial} (never issued)")
+    if isinstance(answer, Finding):
+        return (answer,)
+    if answer.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL and answer.certificate_status is ocsp.OCSPCertStatus.GOOD:
+        return (Finding(reqs=("SP-1", "CA-4"), message=f"OCSP answers good for serial {serial}, which the system never issued"),)
+    return ()
+
+
+@functools.lru_cache(maxsize=8192)
+def _answer_findings(
+    der: bytes, serial: Serial, profile: Profile, issuer: x509.Certificate, now: int, listed: frozenset[CertStatus]
+) -> tuple[Finding, ...]:
+    """What is wrong with a certificate's OCSP answer, given what its CRL lists at now (memoised by the answer's DER)."""
+    answer = _load_answer(der, what=f"certificate {serial}")
+    if isinstance(answer, Finding):
+        return (answer,)
+    out: list[Finding] = []
+    if answer.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
+        return (Finding(reqs=_LIST_REQS, message=f"OCSP gives no answer for certificate {serial} ({answer.response_status.name})"),)
+    if not _signed_by(issuer, answer.signature, answer.tbs_response_bytes, answer.signature_hash_algorithm):
+        out.append(Finding(reqs=("CA-4", "CA-5"), message=f"the OCSP answer for certificate {serial} is not signed by its CA"))
+    if answer.serial_number != serial:
+        out.append(Finding(reqs=("CA-4",), message=f"OCSP answers for serial {answer.serial_number} when asked about {serial}"))
+        return tuple(out)
+    echoed = [e.value.nonce for e in answer.extensions if isinstance(e.value, x509.OCSPNonce)]
+    if echoed and echoed != [_nonce(serial, now)]:
+        out.append(Finding(reqs=("CA-4",), message=f"the OCSP answer for certificate {serial} carries another request's nonce"))
     at = _utc(now)
-    unknown = _never_issued(certs, cas)
-    for ca in cas if probe is None else ():  # SP-1: a serial never issued must not be "good" (asked at full judgements)
-        request = (
-            ocsp.OCSPRequestBuilder()
-            .add_certificate_by_hash(_hash(ca.subject.public_bytes()), _hash(_key_bits(ca)), unknown, hashes.SHA1())
-            .build()
-        )
-        answer = _ask(ask, request, out, what=f"serial {unknown} (never issued)")
-        answered = answer is not None and answer.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
-        if answered and answer.certificate_status is ocsp.OCSPCertStatus.GOOD:  # type: ignore[union-attr]
-            out.append(Finding(reqs=("SP-1", "CA-4"), message=f"OCSP answers good for serial {unknown}, which the system never issued"))
-    for serial, (facts, cert, issuer) in sorted(certs.items()):
-        if probe is not None and serial not in probe:
+    if answer.this_update_utc > at or (answer.next_update_utc is not None and answer.next_update_utc <= at):
+        out.append(Finding(reqs=("REV-4",), message=f"the OCSP answer for certificate {serial} is not current at {at:%Y-%m-%d %H:%M}"))
+    said = answer.certificate_status
+    if said is ocsp.OCSPCertStatus.REVOKED:
+        got = CertStatus.SUSPENDED if answer.revocation_reason is x509.ReasonFlags.certificate_hold else CertStatus.REVOKED
+    else:
+        got = CertStatus.ACTIVE if said is ocsp.OCSPCertStatus.GOOD else None
+    expected = next(iter(listed), CertStatus.ACTIVE) if len(listed) <= 1 else None
+    if got is None or got is not expected:
+        crl_says = "not listed" if not listed else "/".join(sorted(s.value for s in listed))
+        out.append(
+            Finding(reqs=_status_reqs(got, expected), message=f"OCSP answers {said.name.lower()}"
+                    f"{'' if answer.revocation_reason is None else ' (' + answer.revocation_reason.name + ')'} for "
+                    f"{profile.value} certificate {serial}, its CRL says {crl_says}")
+        )  # fmt: skip
+    return tuple(out)
+
+
+def _ocsp_findings(static: _Static, asked: Iterable[OcspAnswer], now: int) -> list[Finding]:
+    out: list[Finding] = []
+    for a in asked:
+        if a.never_issued_under is not None:
+            out.extend(_unknown_findings(a.answer, a.serial))
             continue
-        nonce = hashlib.sha256(f"mjpki {serial} {now}".encode()).digest()[:16]
-        request = (
-            ocsp.OCSPRequestBuilder()
-            .add_certificate(x509.load_der_x509_certificate(cert), issuer, hashes.SHA1())
-            .add_extension(x509.OCSPNonce(nonce), critical=False)
-        )
-        answer = _ask(ask, request.build(), out, what=f"certificate {serial}")
-        if answer is None:
+        mine = static.certs.get(a.serial)
+        if mine is None:
+            out.append(Finding(reqs=("CA-4",), message=f"an OCSP answer about serial {a.serial}, which the artefacts do not hold"))
             continue
-        if answer.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
-            out.append(Finding(reqs=_LIST_REQS, message=f"OCSP gives no answer for certificate {serial} ({answer.response_status.name})"))
-            continue
-        if not _signed_by(issuer, answer.signature, answer.tbs_response_bytes, answer.signature_hash_algorithm):
-            out.append(Finding(reqs=("CA-4", "CA-5"), message=f"the OCSP answer for certificate {serial} is not signed by its CA"))
-        if answer.serial_number != serial:
-            out.append(Finding(reqs=("CA-4",), message=f"OCSP answers for serial {answer.serial_number} when asked about {serial}"))
-            continue
-        echoed = [e.value.nonce for e in answer.extensions if isinstance(e.value, x509.OCSPNonce)]
-        if echoed and echoed != [nonce]:
-            out.append(Finding(reqs=("CA-4",), message=f"the OCSP answer for certificate {serial} carries another request's nonce"))
-        if answer.this_update_utc > at or (answer.next_update_utc is not None and answer.next_update_utc <= at):
-            out.append(Finding(reqs=("REV-4",), message=f"the OCSP answer for certificate {serial} is not current at {at:%Y-%m-%d %H:%M}"))
-        listed = {st for (_p, s, st) in published if s == serial}
-        said = answer.certificate_status
-        if said is ocsp.OCSPCertStatus.REVOKED:
-            got = CertStatus.SUSPENDED if answer.revocation_reason is x509.ReasonFlags.certificate_hold else CertStatus.REVOKED
-        else:
-            got = CertStatus.ACTIVE if said is ocsp.OCSPCertStatus.GOOD else None
-        expected = next(iter(listed), CertStatus.ACTIVE) if len(listed) <= 1 else None
-        if got is None or got is not expected:
-            crl_says = "not listed" if not listed else "/".join(sorted(s.value for s in listed))
-            out.append(
-                Finding(reqs=_status_reqs(got, expected), message=f"OCSP answers {said.name.lower()}"
-                        f"{'' if answer.revocation_reason is None else ' (' + answer.revocation_reason.name + ')'} for "
-                        f"{facts.profile.value} certificate {serial}, its CRL says {crl_says}")
-            )  # fmt: skip
+        listed = frozenset(st for (_p, s, st) in static.published if s == a.serial)
+        out.extend(_answer_findings(a.answer, a.serial, mine[0].profile, mine[2], now, listed))
+    return out
 
 
 def _hash(data: bytes) -> bytes:
@@ -388,38 +506,44 @@ def _key_bits(ca: x509.Certificate) -> bytes:
     return ca.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
 
 
-def _ask(ask: Callable[[bytes], bytes], request: ocsp.OCSPRequest, out: list[Finding], *, what: str) -> ocsp.OCSPResponse | None:
-    der = ask(request.public_bytes(serialization.Encoding.DER))
-    try:
-        return ocsp.load_der_ocsp_response(der)
-    except (ValueError, TypeError) as exc:
-        out.append(Finding(reqs=("CA-4",), message=f"the OCSP answer about {what} is not a DER OCSP response ({exc})"))
-        return None
+def _verified(static: _Static, asked: Iterable[OcspAnswer], now: int) -> Verified:
+    findings = list(static.findings) + _ocsp_findings(static, asked, now)
+    return Verified(certs=static.facts, published=static.published, findings=tuple(dict.fromkeys(findings)))
 
 
 def verify_artefacts(
     artefacts: Artefacts, *, now: int, ocsp_responder: Callable[[bytes], bytes] | None = None, probe: frozenset[Serial] | None = None
 ) -> Verified:
     """Check the artefacts at the world's now and derive what they publish; probe: the serials to ask OCSP about (None: all)."""
-    findings: list[Finding] = []
-    cas = _load_cas(artefacts, findings)
-    certs = _load_certs(artefacts, cas, findings)
-    published = _read_crls(artefacts, cas, certs, now, findings)
-    if ocsp_responder is not None and cas:
-        _ocsp_checks(ocsp_responder, cas, certs, published, now, probe, findings)
-    facts = tuple(f for f, _c, _ca in sorted(certs.values(), key=lambda t: t[0].serial))
-    return Verified(certs=facts, published=frozenset(published), findings=tuple(dict.fromkeys(findings)))
+    static = _read_static(artefacts, now)
+    asked = _ask_ocsp(ocsp_responder, static, now, probe) if ocsp_responder is not None and static.cas else ()
+    return _verified(static, asked, now)
 
 
 def derived_observation(obs: Observation, verified: Verified) -> Observation:
-    """The observation with what the artefacts show in place of self-report: statuses, profiles, kinds, expiry, publication."""
+    """The observation with what the artefacts show in place of self-report: statuses, profiles, kinds, expiry, publication.
+
+    Where the artefacts agree with the self-report it is obs itself (nothing to rebuild, and invariants judged on it before
+    are not judged again)."""
+    facts_of = {f.serial: f for f in verified.certs}
+    statuses: dict[Serial, CertStatus] = {}
+    for _p, s, st in verified.published:  # verified.status(): revoked wins over suspended, unlisted is active
+        statuses[s] = CertStatus.REVOKED if CertStatus.REVOKED in (st, statuses.get(s)) else st
     certs: list[CertView] = []
+    changed = False
     for c in obs.certs:
-        facts = verified.cert(c.serial)
+        facts = facts_of.get(c.serial)
         if facts is None:
             certs.append(c)
             continue
-        certs.append(replace(c, profile=facts.profile, kind=facts.kind, expiry=facts.not_after, status=verified.status(c.serial)))
+        status = statuses.get(c.serial, CertStatus.ACTIVE)
+        if (c.profile, c.kind, c.expiry, c.status) == (facts.profile, facts.kind, facts.not_after, status):
+            certs.append(c)
+            continue
+        changed = True
+        certs.append(replace(c, profile=facts.profile, kind=facts.kind, expiry=facts.not_after, status=status))
+    if not changed and obs.published == verified.published:
+        return obs
     return replace(obs, certs=tuple(certs), published=verified.published)
 
 
@@ -467,29 +591,107 @@ def compare_with_observation(obs: Observation, verified: Verified) -> list[Findi
     return out
 
 
-def judge(world: World, obs: Observation, system: object, *, now: int, probe: frozenset[Serial] | None = None) -> list[Finding]:
-    """Everything wrong with what the system publishes at the world's now: its artefacts, their match with its self-report,
-    and the state invariants on the observation rebuilt from the artefacts."""
+@functools.lru_cache(maxsize=4096)
+def _state_violations(world: World, obs: Observation) -> tuple[Violation, ...]:
+    """The state invariants on an observation, once per distinct (world, observation): they depend on nothing else."""
+    return tuple(check_state(world, obs))
+
+
+def judgement(world: World, obs: Observation, artefacts: Artefacts, *, now: int, asked: tuple[OcspAnswer, ...] = ()) -> tuple[Finding, ...]:
+    """Everything wrong with what a system publishes, from the inputs alone: the world, its observation, its artefacts'
+    bytes, the world's now and its OCSP answers' bytes. The same inputs always give the same findings."""
+    verified = _verified(_read_static(artefacts, now), asked, now)
+    found = list(verified.findings) + compare_with_observation(obs, verified)
+    derived = derived_observation(obs, verified)
+    try:
+        violations: Iterable[Violation] = _state_violations(world, derived)
+    except TypeError:  # an observation that cannot be hashed (an adapter's own containers in it): judged afresh
+        violations = check_state(world, derived)
+    found += [Finding(reqs=v.reqs, message=f"on the artefacts: {v}") for v in violations]
+    return tuple(dict.fromkeys(found))
+
+
+def _artefacts_of(system: object) -> Artefacts | Finding:
     artefacts = system.artefacts()  # type: ignore[attr-defined]
     if not isinstance(artefacts, Artefacts):
-        return [Finding(reqs=("CA-4",), message=f"artefacts() returned {type(artefacts).__name__}, not an Artefacts")]
+        return Finding(reqs=("CA-4",), message=f"artefacts() returned {type(artefacts).__name__}, not an Artefacts")
+    return artefacts
+
+
+def _responder(system: object) -> Callable[[bytes], bytes] | None:
     responder = getattr(system, "ocsp", None)
-    verified = verify_artefacts(artefacts, now=now, ocsp_responder=responder if callable(responder) else None, probe=probe)
-    found = list(verified.findings) + compare_with_observation(obs, verified)
-    found += [Finding(reqs=v.reqs, message=f"on the artefacts: {v}") for v in check_state(world, derived_observation(obs, verified))]
-    return list(dict.fromkeys(found))
+    return responder if callable(responder) else None
 
 
-def published_due(
-    pre: Observation | None, post: Observation, *, index: int, action_name: str, every: int = 16
-) -> tuple[bool, frozenset[Serial] | None]:
-    """Whether to judge the artefacts after this step, and which serials to ask OCSP about (None: every one).
+def judge(world: World, obs: Observation, system: object, *, now: int, probe: frozenset[Serial] | None = None) -> list[Finding]:
+    """Everything wrong with what the system publishes at the world's now: its artefacts, their match with its self-report,
+    and the state invariants on the observation rebuilt from the artefacts (probe: the serials to ask OCSP about, None: all)."""
+    artefacts = _artefacts_of(system)
+    if isinstance(artefacts, Finding):
+        return [artefacts]
+    responder = _responder(system)
+    static = _read_static(artefacts, now)
+    asked = _ask_ocsp(responder, static, now, probe) if responder is not None and static.cas else ()
+    return list(judgement(world, obs, artefacts, now=now, asked=asked))
 
-    Judging costs a CRL build and a few signatures, so it runs only when the self-report's certificates changed (the
-    changed serials are probed), when time moved (CRLs must stay current), and on every `every`-th step (all probed)."""
-    if pre is None or (index > 0 and index % every == 0):
-        return True, None
-    changed = frozenset(c.serial for c in set(post.certs) ^ set(pre.certs)) | frozenset(s for _p, s, _st in pre.published ^ post.published)
-    if changed:
-        return True, changed
-    return action_name == "AdvanceTime", frozenset()
+
+class ArtefactJudge:
+    """One run's artefact judgements, made after every step (issue 14, part 3): a lie that comes and goes is seen.
+
+    Each step fetches the artefacts and judges them whole (certificates, CRLs, their match with the self-report, the
+    invariants on the rebuilt observation). OCSP is asked about every certificate (and a serial never issued) at the
+    first judgement, on every `every`-th step and when told `full` (a run's end); on the other steps about the certificates
+    whose self-report or CRL entry changed since the last judgement, those new in the artefacts, and `rotation` more in
+    turn, so each certificate is asked about at least every few steps. A judgement whose inputs (observation, artefacts'
+    bytes, now, OCSP answers' bytes) are those of the last one is not made again: its findings are handed back.
+    """
+
+    def __init__(self, world: World, *, every: int = FULL_EVERY, rotation: int = OCSP_ROTATION) -> None:
+        self.world = world
+        self.every = every
+        self.rotation = rotation
+        self.judged = 0
+        """Judgements made (the artefacts fetched and judged)."""
+        self.reused = 0
+        """Of those, how many had the very inputs of the one before and reused its findings."""
+        self.asked = 0
+        """OCSP questions asked."""
+        self._last: tuple[tuple[object, ...], tuple[Finding, ...]] | None = None
+        self._published: frozenset[tuple[Profile, Serial, CertStatus]] = frozenset()
+        self._serials: frozenset[Serial] = frozenset()
+        self._turn = 0
+
+    def probe(self, pre: Observation | None, post: Observation, static: _Static, *, index: int, full: bool) -> frozenset[Serial] | None:
+        """The serials to ask OCSP about after this step (None: every one, and a serial never issued)."""
+        if full or pre is None or self.judged == 0 or (index > 0 and index % self.every == 0):
+            return None
+        changed = {c.serial for c in set(post.certs) ^ set(pre.certs)} | {s for _p, s, _st in pre.published ^ post.published}
+        changed |= {s for _p, s, _st in static.published ^ self._published}  # the CRLs moved: OCSP must follow
+        changed |= static.certs.keys() - self._serials  # issued since the last judgement
+        serials = sorted(static.certs)
+        for _ in range(min(self.rotation, len(serials))):  # the rest in turn: an OCSP lie about an old certificate is seen too
+            changed.add(serials[self._turn % len(serials)])
+            self._turn += 1
+        return frozenset(changed)
+
+    def __call__(
+        self, obs: Observation, system: object, *, now: int, index: int, pre: Observation | None, full: bool = False
+    ) -> list[Finding]:
+        """The findings on the system's artefacts after step index (pre: the observation before it, None at the start)."""
+        artefacts = _artefacts_of(system)
+        if isinstance(artefacts, Finding):
+            return [artefacts]
+        static = _read_static(artefacts, now)
+        responder = _responder(system)
+        probe = self.probe(pre, obs, static, index=index, full=full)
+        asked = _ask_ocsp(responder, static, now, probe) if responder is not None and static.cas else ()
+        self.judged += 1
+        self.asked += len(asked)
+        self._published, self._serials = static.published, frozenset(static.certs)
+        inputs = (obs, artefacts, now, asked)
+        if self._last is not None and self._last[0] == inputs:
+            self.reused += 1
+            return list(self._last[1])
+        found = judgement(self.world, obs, artefacts, now=now, asked=asked)
+        self._last = (inputs, found)
+        return list(found)

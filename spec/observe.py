@@ -7,12 +7,13 @@ same predicates judge the spec and any implementation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from mjpki.spec.domain import CertStatus, Kind, PersonId, PhoneId, PinStatus, Profile, RevocationReason, SEId, Serial
 from mjpki.spec.fmap import FrozenMap
-from mjpki.spec.state import PhoneCert, State
+from mjpki.spec.state import CardCert, PhoneCert, PhoneState, State
 from mjpki.spec.world import World
 
 __all__ = ["CertView", "SlotView", "Observation", "observe"]
@@ -121,53 +122,123 @@ class Observation:
         }
 
 
-def observe(world: World, state: State) -> Observation:
-    """The spec's own observation of a state."""
-    certs: list[CertView] = []
-    for c in (*state.card_certs.values(), *state.phone_certs.values()):
-        phone = isinstance(c, PhoneCert)
-        certs.append(
-            CertView(
-                serial=c.serial,
-                profile=c.profile,
-                kind=c.kind,
-                person=c.person,
-                status=c.status,
-                issued_at=c.issued_at,
-                expiry=c.expiry,
-                revoked_at=c.revoked_at,
-                reason=c.reason,
-                card_serial=c.card_serial if phone else None,  # type: ignore[attr-defined]
-                follows=c.follows if phone else None,  # type: ignore[attr-defined]
-                se_id=c.se_id if phone else None,  # type: ignore[attr-defined]
-                key=f"K{c.key_id}" if phone else None,  # type: ignore[attr-defined]
-                commitment_ok=(c.commitment == c.presented_r) if phone else None,  # type: ignore[attr-defined]
-            )
-        )
+T = TypeVar("T")
+
+
+class _ByIdentity:
+    """A memo of values computed from immutable parts of a state, keyed by those parts' identity.
+
+    A rule returns a new State that shares every map it did not change with the old one, so an observation after a step
+    rebuilds only the parts whose maps (and certificate records) are new objects. The memo holds the parts it keys on,
+    so their ids are not reused while remembered; it forgets everything when full.
+    """
+
+    __slots__ = ("_memo", "_size")
+
+    def __init__(self, size: int) -> None:
+        self._memo: dict[tuple[object, ...], tuple[tuple[object, ...], Any]] = {}
+        self._size = size
+
+    def get(self, parts: tuple[object, ...], make: Callable[[], T], *, also: object = None) -> T:
+        """make()'s value, remembered for these very parts (and an equal `also`, a plain value such as the clock)."""
+        key = (also, *map(id, parts))
+        hit = self._memo.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], parts, strict=True)):
+            return hit[1]  # type: ignore[no-any-return]
+        value = make()
+        if len(self._memo) >= self._size:
+            self._memo.clear()
+        self._memo[key] = (parts, value)
+        return value
+
+
+_VIEWS = _ByIdentity(16384)
+"""Certificate record -> its CertView."""
+_CERTS = _ByIdentity(4096)
+"""(card_certs, phone_certs) -> (the CertViews, the publication)."""
+_PHONES = _ByIdentity(4096)
+"""(world, phones) -> (slots, holders)."""
+_SLOTS = _ByIdentity(16384)
+"""(world, one phone's state) -> its SlotViews."""
+_HOLDERS: dict[tuple[tuple[PhoneId, PersonId | None], ...], FrozenMap[PhoneId, PersonId | None]] = {}
+"""The phones' holders -> the holders map (a handful of distinct values per world)."""
+_OBSERVATIONS = _ByIdentity(4096)
+"""(now, the parts above) -> the Observation: a step that changed nothing observed gives the very same object."""
+_PERSONS = _ByIdentity(4096)
+"""persons -> current card certificates."""
+
+
+def _view(c: CardCert) -> CertView:
+    phone = isinstance(c, PhoneCert)
+    return CertView(
+        serial=c.serial,
+        profile=c.profile,
+        kind=c.kind,
+        person=c.person,
+        status=c.status,
+        issued_at=c.issued_at,
+        expiry=c.expiry,
+        revoked_at=c.revoked_at,
+        reason=c.reason,
+        card_serial=c.card_serial if phone else None,  # type: ignore[attr-defined]
+        follows=c.follows if phone else None,  # type: ignore[attr-defined]
+        se_id=c.se_id if phone else None,  # type: ignore[attr-defined]
+        key=f"K{c.key_id}" if phone else None,  # type: ignore[attr-defined]
+        commitment_ok=(c.commitment == c.presented_r) if phone else None,  # type: ignore[attr-defined]
+    )
+
+
+def _certs(state: State) -> tuple[tuple[CertView, ...], frozenset[tuple[Profile, Serial, CertStatus]]]:
+    certs = tuple(_VIEWS.get((c,), lambda c=c: _view(c)) for c in (*state.card_certs.values(), *state.phone_certs.values()))
     # CA-4: each revoked or suspended certificate is on its own profile's CRL and OCSP.
     published = frozenset((c.profile, c.serial, c.status) for c in certs if c.status is not CertStatus.ACTIVE)
-    slots = tuple(
+    return certs, published
+
+
+def _phone_slots(world: World, pid: PhoneId, ps: PhoneState) -> tuple[SlotView, ...]:
+    se_id = world.phone(pid).se_id
+    return tuple(
         SlotView(
             phone=pid,
-            se_id=world.phone(pid).se_id,
+            se_id=se_id,
             kind=kind,
             key=f"K{slot.key_id}",
             cert_serial=slot.cert_serial,
             pin_status=slot.pin_status,
             tries_left=slot.tries_left,
         )
-        for pid, ps in state.phones.items()
         for kind, slot in ps.se.slots.items()
     )
-    current = FrozenMap(
+
+
+def _phones(world: World, state: State) -> tuple[tuple[SlotView, ...], FrozenMap[PhoneId, PersonId | None]]:
+    slots = tuple(
+        view for pid, ps in state.phones.items() for view in _SLOTS.get((world, ps), lambda pid=pid, ps=ps: _phone_slots(world, pid, ps))
+    )
+    held = tuple((pid, ps.holder) for pid, ps in state.phones.items())
+    holders = _HOLDERS.get(held)
+    if holders is None:
+        if len(_HOLDERS) >= 4096:
+            _HOLDERS.clear()
+        holders = _HOLDERS[held] = FrozenMap(held)
+    return slots, holders
+
+
+def _current(state: State) -> FrozenMap[tuple[PersonId, Kind], Serial]:
+    return FrozenMap(
         ((pid, kind), serial) for pid, p in state.persons.items() for kind in Kind if (serial := p.current(kind)) is not None
     )
-    return Observation(
-        now=state.now,
-        certs=tuple(certs),
-        published=published,
-        linkage=state.linkage,
-        current_card=current,
-        slots=slots,
-        holders=FrozenMap((pid, ps.holder) for pid, ps in state.phones.items()),
+
+
+def observe(world: World, state: State) -> Observation:
+    """The spec's own observation of a state (built from the parts of the state that changed since one observed before)."""
+    certs, published = _CERTS.get((state.card_certs, state.phone_certs), lambda: _certs(state))
+    slots, holders = _PHONES.get((world, state.phones), lambda: _phones(world, state))
+    current = _PERSONS.get((state.persons,), lambda: _current(state))
+    return _OBSERVATIONS.get(
+        (certs, slots, holders, current, state.linkage),
+        lambda: Observation(
+            now=state.now, certs=certs, published=published, linkage=state.linkage, current_card=current, slots=slots, holders=holders
+        ),
+        also=state.now,
     )

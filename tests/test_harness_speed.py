@@ -8,13 +8,16 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mjpki.adapters.reference import factory as reference_factory
+from mjpki.adapters.spec_adapter import SpecSystem
 from mjpki.cli import main
 from mjpki.conformance import all_checks, result_json, run_conformance
 from mjpki.impl import se_apdu as APDU
@@ -24,8 +27,15 @@ from mjpki.key_pool import pooled_reference_keys
 from mjpki.lockstep import Lockstep, _state_violations
 from mjpki.parallel import SystemRecipe
 from mjpki.scenarios import SCENARIOS, base_world, onboard, to_morning
+from mjpki.spec import observe as observe_module
+from mjpki.spec.actions import Action
 from mjpki.spec.domain import Kind
-from mjpki.spec.observe import Observation
+from mjpki.spec.machine import step as spec_step
+from mjpki.spec.observe import Observation, observe
+from mjpki.spec.outcome import Outcome
+from mjpki.spec.state import initial_state
+from mjpki.spec.world import World
+from mjpki.wire.client import WireFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKS = {c.id: c for c in all_checks()}
@@ -222,3 +232,68 @@ def test_pytest_xdist_gives_the_serial_verdicts(faulty_module: tuple[str, Path],
     data = _comparable(json.loads((out / "result.json").read_text(encoding="utf-8")))
     data["system"] = serial["system"]
     assert data == serial
+
+
+# --- (e) adapter calls on the calling thread when no worker thread is needed; the spec's incremental observation ------
+
+
+class _ThreadRecorder:
+    """The spec as a system, recording the thread each of its calls runs on."""
+
+    def __init__(self, world: World) -> None:
+        self.inner = SpecSystem(world)
+        self.threads: set[int] = {threading.get_ident()}
+
+    def step(self, action: Action) -> Outcome:
+        self.threads.add(threading.get_ident())
+        return self.inner.step(action)
+
+    def observation(self) -> Observation:
+        self.threads.add(threading.get_ident())
+        return self.inner.observation()
+
+    def close(self) -> None:
+        self.threads.add(threading.get_ident())
+
+
+class _OwnDeadline:
+    """A factory whose systems keep their own deadline (as mjpki.wire.client.WireFactory's do)."""
+
+    enforces_deadline = True
+
+    def __call__(self, world: World) -> _ThreadRecorder:
+        return _ThreadRecorder(world)
+
+
+@pytest.mark.parametrize("how", ["deadline", "no deadline", "own deadline"])
+def test_adapter_calls_hop_to_a_worker_thread_only_to_get_a_deadline(how: str) -> None:
+    scenario = SCENARIOS["issue-both-kinds"]
+    factory: Any = _OwnDeadline() if how == "own deadline" else _ThreadRecorder
+    run = Lockstep(factory, scenario.world, timeout=None if how == "no deadline" else 10.0)
+    try:
+        for e in scenario.steps:
+            run.step(e.action)
+    finally:
+        run.close()
+    assert run.divergence is None, run.divergence
+    system = run.system
+    assert isinstance(system, _ThreadRecorder)
+    on_this_thread = system.threads == {threading.get_ident()}
+    assert on_this_thread is (how != "deadline"), system.threads
+    # The wire's transports time every call and kill a hung child (tests/test_wire_broken.py: a hanging adapter's step fails).
+    assert WireFactory.enforces_deadline is True
+
+
+def test_the_incremental_observation_is_the_observation_built_afresh() -> None:
+    """observe() rebuilds only the parts of a state that changed; along every scenario it equals one built from nothing."""
+    for scenario in SCENARIOS.values():
+        state = initial_state(scenario.world)
+        for e in scenario.steps:
+            state, _ = spec_step(scenario.world, state, e.action)
+            incremental = observe(scenario.world, state)
+            for memo in vars(observe_module).values():  # every memo forgotten: built from nothing
+                if isinstance(memo, observe_module._ByIdentity):
+                    memo._memo.clear()
+            observe_module._HOLDERS.clear()
+            afresh = observe(scenario.world, state)
+            assert afresh == incremental and afresh is not incremental, (scenario.id, e.action)

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,12 +33,15 @@ from mjpki.adapters.reference import served as served_reference
 from mjpki.adapters.system import AdapterFactory
 from mjpki.impl.ca import POLICY_OIDS, build_ocsp_request
 from mjpki.impl.publish_server import PublishServer
-from mjpki.impl.system import to_utc
+from mjpki.impl.system import ReferenceSystem, to_utc
 from mjpki.lockstep import Lockstep
-from mjpki.published import verify_artefacts
+from mjpki.published import ArtefactJudge, judgement, verify_artefacts
 from mjpki.scenarios import SCENARIOS, Scenario
 from mjpki.spec import actions as A
-from mjpki.spec.domain import CertStatus, Kind, Profile
+from mjpki.spec.domain import CertStatus, Kind, Profile, RevocationReason
+from mjpki.spec.machine import step as spec_step
+from mjpki.spec.observe import observe
+from mjpki.spec.state import initial_state
 from mjpki.spec.world import World
 from tests.faulty_impls import LYING, Fault, shared_parts
 
@@ -314,3 +317,121 @@ def test_the_runs_last_state_is_judged_when_it_ends() -> None:
         assert run.divergence.index == len(run.steps) - 1 and run.divergence.reqs
     finally:
         run.close()
+
+
+# --- judged after every step, and what a judgement may reuse (issue 14 part 3, issue 15 part 4) ---------------------------
+
+
+class _SometimesLyingCrl(ReferenceSystem):
+    """Leaves revoked certificates off the phone CRLs while `lying` is set, and tells the truth otherwise."""
+
+    lying = False
+
+    def artefacts(self) -> Artefacts:
+        return self._build_artefacts()  # not the records-keyed cache: the lie depends on the flag, not on the records
+
+    def _crl(self, kind: Kind, profile: Profile | None, entries: tuple[Any, ...]) -> bytes:
+        if self.lying and profile is Profile.PHONE:
+            entries = tuple(e for e in entries if e[2].status is not CertStatus.REVOKED)
+        return super()._crl(kind, profile, entries)
+
+
+def _judged_before(pre: Any, post: Any, *, index: int, action: str) -> bool:
+    """When the artefacts were judged before they were judged after every step (the old published_due): the first step,
+    a changed certificate or publication, AdvanceTime, every 16th step (and the run's end, Lockstep.finish)."""
+    changed = set(post.certs) ^ set(pre.certs) or pre.published ^ post.published
+    return index == 0 or index % 16 == 0 or bool(changed) or action == "AdvanceTime"
+
+
+def test_a_lie_between_the_old_judgement_points_is_caught_after_the_step() -> None:
+    """REV-4: a CRL that leaves a revoked serial off only on odd steps where nothing changed, and tells the truth at the
+    run's end, passed when the artefacts were judged only when due; judged after every step it is caught at once."""
+    scenario = SCENARIOS["revoke-from-phone"]
+    state, pre, lies = initial_state(scenario.world), None, []
+    for i, e in enumerate(scenario.steps):
+        state, _ = spec_step(scenario.world, state, e.action)
+        post = observe(scenario.world, state)
+        revoked_phone = any(p is Profile.PHONE and st is CertStatus.REVOKED for p, _s, st in post.published)
+        if i % 2 and i < len(scenario.steps) - 1 and revoked_phone and not _judged_before(pre, post, index=i, action=e.action.name):
+            lies.append(i)
+        pre = post
+    assert lies, "the scenario has no odd step the old rule skipped"
+    systems: list[_SometimesLyingCrl] = []
+
+    def make(world: World) -> _SometimesLyingCrl:
+        ca, keys = shared_parts()
+        systems.append(_SometimesLyingCrl(world, ca=ca, card_keys=dict(keys)))
+        return systems[-1]
+
+    run = Lockstep(make, scenario.world, timeout=30)
+    try:
+        for i, e in enumerate(scenario.steps):
+            systems[0].lying = i in lies
+            run.step(e.action)
+            if run.broken:
+                break
+    finally:
+        run.close()
+    d = run.divergence
+    assert d is not None and d.index == lies[0] and d.what.startswith("published artefacts:"), d
+    assert "REV-4" in d.reqs and "which the CRLs do not carry" in d.what
+
+
+def test_a_judgement_is_made_again_only_when_its_inputs_change() -> None:
+    """The judgement is a function of (world, observation, artefacts' bytes, now, OCSP answers' bytes): the same inputs are
+    not judged again; other bytes, or another now, are."""
+    world = SCENARIOS["revoke-from-phone"].world
+    system = factory(world)
+    try:
+        for e in SCENARIOS["revoke-from-phone"].steps[:11]:  # a phone certificate revoked
+            system.step(e.action)
+        obs, now = system.observation(), system.now
+        judge = ArtefactJudge(world, rotation=0)
+        assert judge(obs, system, now=now, index=11, pre=None) == []  # full: every certificate asked over OCSP
+        assert judge(obs, system, now=now, index=12, pre=obs) == [] and judge.reused == 0  # fewer OCSP answers: other inputs
+        assert judge(obs, system, now=now, index=13, pre=obs) == [] and judge.reused == 1  # the very inputs of the last one
+        artefacts = system.artefacts()
+        assert system.artefacts() is artefacts  # the reference hands over the same artefacts while records and clock stand
+        assert judgement(world, obs, artefacts, now=now) == judgement(world, obs, artefacts, now=now) == ()
+        no_crls = Artefacts(ca_certs=artefacts.ca_certs, certs=artefacts.certs, crls=())
+        assert any("no current CRL" in f.message for f in judgement(world, obs, no_crls, now=now))
+        late = judgement(world, replace(obs, now=now + 2 * 24 * 60), artefacts, now=now + 2 * 24 * 60)
+        assert any("not current" in f.message for f in late)
+    finally:
+        system.close()
+
+
+def test_the_reference_reissues_a_crl_on_change_or_when_due_and_answers_ocsp_once_per_question() -> None:
+    """REV-4, ASM-ARTEFACT-TIME: a CRL stays as issued while its entries are right and thisUpdate <= now < nextUpdate, and
+    is issued again (thisUpdate now) when an entry changes or it falls due; the same OCSP question about an unchanged
+    record at the same now gets the same answer, a status change a new one."""
+    scenario = SCENARIOS["revoke-from-phone"]
+    system = factory(scenario.world)
+    try:
+        for e in scenario.steps[:10]:
+            system.step(e.action)
+        before = system.artefacts()
+        phone_cert = next(c for c in system.records.certificates() if c.profile is Profile.PHONE)
+        issuer = x509.load_der_x509_certificate(before.ca_certs[0 if phone_cert.kind is Kind.SIGNING else 1])
+        request = build_ocsp_request(certificate=x509.load_der_x509_certificate(phone_cert.der), issuer=issuer, nonce=b"n" * 16)
+        request_der = request.public_bytes(serialization.Encoding.DER)
+        good = system.ocsp(request_der)
+        assert system.ocsp(request_der) == good
+        assert ocsp.load_der_ocsp_response(good).certificate_status is ocsp.OCSPCertStatus.GOOD
+        system.step(A.AdvanceTime(minutes=60))  # within the CRLs' day: the same lists, still current
+        later = system.artefacts()
+        assert later.crls == before.crls and verify_artefacts(later, now=system.now).findings == ()
+        system.records.revoke(serial=phone_cert.serial, at=system.now, reason=RevocationReason.USER_REQUEST)
+        revoked = system.artefacts()
+        changed = [a != b for a, b in zip(before.crls, revoked.crls, strict=True)]
+        assert sum(changed) == 1  # only the list of that certificate's kind and profile was issued again
+        answer = ocsp.load_der_ocsp_response(system.ocsp(request_der))
+        assert answer.certificate_status is ocsp.OCSPCertStatus.REVOKED
+        system.step(A.AdvanceTime(minutes=24 * 60))  # past nextUpdate: every list issued again, current at the new now
+        due = system.artefacts()
+        assert all(a != b for a, b in zip(revoked.crls, due.crls, strict=True))
+        for der in due.crls:
+            assert x509.load_der_x509_crl(der).last_update_utc == to_utc(system.now)
+        assert verify_artefacts(due, now=system.now).findings == ()
+    finally:
+        system.close()

@@ -96,6 +96,9 @@ class ChildTransport:
         assert self._proc.stdin is not None and self._proc.stdout is not None and self._proc.stderr is not None
         os.set_blocking(self._proc.stdin.fileno(), False)
         os.set_blocking(self._proc.stdout.fileno(), False)
+        self._readable = selectors.DefaultSelector()
+        """Waits for the child's stdout; one for the transport's life, not one per call (three system calls each)."""
+        self._readable.register(self._proc.stdout, selectors.EVENT_READ)
         self._drain = threading.Thread(target=self._read_stderr, name="mjpki-shim-stderr", daemon=True)
         self._drain.start()
         _LIVE.add(self)
@@ -138,6 +141,14 @@ class ChildTransport:
         stdin = self._proc.stdin
         assert stdin is not None
         view = memoryview(data)
+        try:  # a pipe with room takes the request at once, with no selector to wait on
+            view = view[os.write(stdin.fileno(), view) :]
+        except BlockingIOError:
+            pass
+        except OSError:
+            raise self._fail_ended(op) from None
+        if not view:
+            return
         with selectors.DefaultSelector() as sel:
             sel.register(stdin, selectors.EVENT_WRITE)
             while view:
@@ -159,30 +170,29 @@ class ChildTransport:
     def _read_line(self, op: object, deadline: float, timeout: float) -> bytes:
         stdout = self._proc.stdout
         assert stdout is not None
-        with selectors.DefaultSelector() as sel:
-            sel.register(stdout, selectors.EVENT_READ)
-            while True:
-                end = self._buffer.find(b"\n")
-                if end >= 0:
-                    line = bytes(self._buffer[:end])
-                    del self._buffer[: end + 1]
-                    if line.strip():
-                        return line
-                    continue
-                if len(self._buffer) > MAX_LINE:
-                    raise self._fail(f"{op}: the adapter wrote more than {MAX_LINE} bytes without ending the line")
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise self._fail(f"no answer to {op} within {timeout:g} s (the adapter hangs)")
-                if not sel.select(min(left, 0.5)):
-                    continue
-                try:
-                    chunk = os.read(stdout.fileno(), 1 << 20)
-                except BlockingIOError:
-                    continue
-                if not chunk:
-                    raise self._fail_ended(op)
-                self._buffer += chunk
+        sel = self._readable
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0:
+                line = bytes(self._buffer[:end])
+                del self._buffer[: end + 1]
+                if line.strip():
+                    return line
+                continue
+            if len(self._buffer) > MAX_LINE:
+                raise self._fail(f"{op}: the adapter wrote more than {MAX_LINE} bytes without ending the line")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._fail(f"no answer to {op} within {timeout:g} s (the adapter hangs)")
+            if not sel.select(min(left, 0.5)):
+                continue
+            try:
+                chunk = os.read(stdout.fileno(), 1 << 20)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                raise self._fail_ended(op)
+            self._buffer += chunk
 
     def _fail_ended(self, op: object) -> AdapterError:
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -232,6 +242,8 @@ class ChildTransport:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(timeout=1)
         self._kill()
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            self._readable.close()
         for stream in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
             with contextlib.suppress(OSError, ValueError):
                 if stream is not None:
