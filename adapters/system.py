@@ -3,6 +3,9 @@
 A third party implements one class with three methods and a factory that builds it for a
 world. The suite sends it the spec's actions one at a time, compares each outcome with the
 spec's, and checks the invariants on what `observation()` reports.
+
+Optional beside it: `artefacts()` and `ocsp()` (mjpki.adapters.artefacts), and `se_apdu(phone, apdu)` (`SeApdu`), through
+which the suite reads each phone's SE itself when it is given the SEs' keys (mjpki.se_read).
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from mjpki.spec.actions import Action
+from mjpki.spec.domain import PhoneId
 from mjpki.spec.observe import Observation
 from mjpki.spec.outcome import Outcome
 from mjpki.spec.world import World
 
-__all__ = ["SystemAdapter", "AdapterFactory", "AdapterError"]
+__all__ = ["SystemAdapter", "SeApdu", "AdapterFactory", "AdapterError"]
 
 
 class AdapterError(Exception):
@@ -50,6 +54,17 @@ class SystemAdapter(Protocol):
 
     def close(self) -> None:
         """Release whatever the system holds (files, readers, processes)."""
+        ...
+
+
+@runtime_checkable
+class SeApdu(Protocol):
+    """The optional method through which the suite reads a phone's SE over APDUs instead of trusting `observation()`."""
+
+    def se_apdu(self, phone: PhoneId, apdu: bytes) -> bytes:
+        """Pass one command APDU to the SE of this phone, as the TSMs reach it (through the official app), unchanged; return
+        the SE's response, data || SW1 SW2, unchanged. Raise (AdapterError) for a phone the world does not have or an SE
+        that cannot be reached; a refusal is a status word, not an exception."""
         ...
 
 

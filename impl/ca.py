@@ -420,12 +420,21 @@ class JpkiCa:
         return cls(signing=make(Kind.SIGNING, signing_key), auth=make(Kind.AUTH, auth_key), points=points or DEFAULT_POINTS)
 
     @classmethod
-    def from_pem(cls, *, signing: CaPem, auth: CaPem, issued_serials: Iterable[int] = (), password: bytes | None = None) -> JpkiCa:
-        """Both CAs loaded from PEM, with the serials already issued (so that none is reused, CA-2)."""
+    def from_pem(
+        cls,
+        *,
+        signing: CaPem,
+        auth: CaPem,
+        issued_serials: Iterable[int] = (),
+        password: bytes | None = None,
+        points: PublicationPoints = DEFAULT_POINTS,
+    ) -> JpkiCa:
+        """Both CAs loaded from PEM, with the serials already issued (so that none is reused, CA-2) and where they publish."""
         return cls(
             signing=IssuingCa.from_pem(kind=Kind.SIGNING, pem=signing, password=password),
             auth=IssuingCa.from_pem(kind=Kind.AUTH, pem=auth, password=password),
             issued_serials=issued_serials,
+            points=points,
         )
 
     def to_pem(self, *, password: bytes | None = None) -> dict[Kind, CaPem]:

@@ -83,6 +83,10 @@ class ConfinedSystem:
         """The system's OCSP answer, on its thread."""
         return self._run(lambda: self._system.ocsp(request))
 
+    def se_apdu(self, phone: str, apdu: bytes) -> bytes:
+        """The system's SE answer to one APDU, on its thread."""
+        return self._run(lambda: self._system.se_apdu(phone, apdu))
+
     def close(self) -> None:
         """Close the system and stop its thread."""
         try:

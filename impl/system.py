@@ -40,7 +40,7 @@ from cryptography.x509 import ocsp
 
 from mjpki.adapters.artefacts import Artefacts
 from mjpki.impl import se_apdu as APDU
-from mjpki.impl.ca import CrlEntry, JpkiCa, PersonalData, build_ocsp_request, profile_of
+from mjpki.impl.ca import CrlEntry, JpkiCa, PersonalData, build_ocsp_request, kind_of, profile_of
 from mjpki.impl.records import CertRecord, CrlRecord, Records, commitment_of, key_fingerprint
 from mjpki.impl.scp03 import StaticKeys
 from mjpki.impl.se import GpSe
@@ -172,9 +172,11 @@ class ReferenceSystem:
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
         isd_keys: StaticKeys | None = None,
         se_links: Mapping[PhoneId, SeLink] | None = None,
+        se_keys: Mapping[str, StaticKeys] | None = None,
     ) -> None:
         """se_links: the phones whose SE is reached through another transport (e.g. PC/SC); the others get an in-process
-        GpSe. isd_keys: the SEs' SCP03 keys, which the TSMs hold (required with se_links; random otherwise)."""
+        GpSe. isd_keys: the SEs' SCP03 keys, which the TSMs hold (required with se_links; random otherwise). se_keys: keys of
+        particular SEs by SE-ID, in place of isd_keys (what `mjpki run --se-keys` gives the harness, mjpki.se_read)."""
         self.world = world
         self.now = 0
         self.records = Records.open(db_path)
@@ -185,8 +187,13 @@ class ReferenceSystem:
             raise
         self._random = random_bytes
         self._crl_number = 0
-        self._crls: dict[tuple[Kind, Profile | None], tuple[tuple[CrlRecord, ...], int, bytes]] = {}
-        """Each list as last issued: its entries, its nextUpdate (spec minutes) and its DER."""
+        self._crls: dict[tuple[Kind, Profile | None], tuple[tuple[CrlRecord, ...], int, int, bytes]] = {}
+        """Each list as last issued: its entries, its thisUpdate and nextUpdate (spec minutes) and its DER."""
+        self._published: tuple[tuple[object, ...], Artefacts] | None = None
+        """The artefacts last handed over and the (records version, now) they were built at."""
+        self._ocsp_answers: dict[tuple[bytes, tuple[object, ...] | None, int], bytes] = {}
+        """(request DER, the record's status, now) -> the answer given: the same question about an unchanged record at the
+        same now gets the same answer, signed once."""
         links = dict(se_links or {})
         if links and isd_keys is None:
             raise ValueError("se_links need isd_keys: the TSMs must hold the keys of the SEs at the other end")
@@ -195,10 +202,12 @@ class ReferenceSystem:
             raise ValueError(f"se_links name phones the world does not have: {sorted(unknown)}")
         self.isd_keys = isd_keys or StaticKeys(enc=random_bytes(16), mac=random_bytes(16), dek=random_bytes(16))
         v = world.variants
+        self._se_keys: dict[PhoneId, StaticKeys] = {ph.id: (se_keys or {}).get(ph.se_id, self.isd_keys) for ph in world.phones}
+        """Each phone's SE keys, which its TSMs hold."""
         # Every SE is used only through transmit(): the same code drives an in-process GpSe and a card across PC/SC.
         self.ses: dict[PhoneId, SeLink] = {
             ph.id: links.get(ph.id)
-            or GpSe(ph.se_id, self.isd_keys, auth_pin_tries=v.auth_pin_tries, signing_pin_tries=v.signing_pin_tries)
+            or GpSe(ph.se_id, self._se_keys[ph.id], auth_pin_tries=v.auth_pin_tries, signing_pin_tries=v.signing_pin_tries)
             for ph in world.phones
         }
         self.apps: dict[PhoneId, _App] = {ph.id: _App(holder=ph.initial_holder) for ph in world.phones}
@@ -206,6 +215,8 @@ class ReferenceSystem:
         """The SP-TSM's temporary PINs, handed to the app to unblock with (PIN-2)."""
         self._slot_keys: dict[tuple[PhoneId, Kind], str] = {}
         """Fingerprints (hex) of the public keys each SE output at key generation, for the observation."""
+        self._last_s: dict[PhoneId, bytes] = {}
+        """The S each SE last answered to GENERATE R: registration compares it before the SE generates keys (see _do_Register)."""
         self._observed: tuple[tuple[object, ...], Observation] | None = None
         """The last observation and what it was made of (see observation)."""
         self._slot_reads: dict[PhoneId, tuple[SeLink, int, dict[Kind, APDU.SlotStatus]]] = {}
@@ -338,7 +349,14 @@ class ReferenceSystem:
     def tsm(self, phone: PhoneId) -> Tsm:
         """A TSM session with the phone's SE, through the official app (SEI-TSM and SP-TSM share the keys here)."""
         se = self.ses[phone]
-        return Tsm(lambda apdu: se.transmit(apdu, caller=OFFICIAL_APP_HASH), self.isd_keys)
+        return Tsm(lambda apdu: se.transmit(apdu, caller=OFFICIAL_APP_HASH), self._se_keys[phone])
+
+    def se_apdu(self, phone: PhoneId, apdu: bytes) -> bytes:
+        """The optional SeApdu of mjpki.adapters.system: one APDU to the phone's SE as the TSMs send it, the response unchanged."""
+        se = self.ses.get(phone)
+        if se is None:
+            raise KeyError(f"no phone {phone!r} in this world")
+        return se.transmit(bytes(apdu), caller=OFFICIAL_APP_HASH)
 
     def _sei_prepare(self, phone: PhoneId) -> bool:
         """SEI-TSM: remove any applet left over, install a fresh one with the access rule for the official app (ISS-8)."""
@@ -458,13 +476,15 @@ class ReferenceSystem:
     def ocsp_status(self, certificate: x509.Certificate) -> ocsp.OCSPResponse:
         """The JPKI OCSP responder of the certificate's profile: a signed answer from the records (CA-4)."""
         profile = profile_of(certificate)
+        # The responder of the certificate's own kind and profile (its policy OID): a serial the records do not hold for
+        # that kind and profile is answered unknown, by the CA that certificate names (never "good", SP-1).
+        kind = kind_of(certificate)
         record = self.records.get_certificate(certificate.serial_number)
-        kind = record.kind if record is not None else Kind.SIGNING
         request = build_ocsp_request(certificate=certificate, issuer=self.ca.ca(kind).certificate)
         status: CertStatus | None = None
         revoked_at = None
         reason = None
-        if record is not None and record.profile is profile:
+        if record is not None and record.profile is profile and record.kind is kind:
             status = record.status
             entry = record.crl_entry()
             if entry is not None:
@@ -499,6 +519,59 @@ class ReferenceSystem:
                 return R.CERT_SUSPENDED, cert
             return R.CERT_REVOKED, cert
         raise SystemDefectError(f"OCSP does not know certificate {cert.serial_number}")
+
+    def relying_party(self, der: bytes, *, accept: Profile) -> tuple[R | None, x509.Certificate]:
+        """A relying party that takes `accept` certificates only (SP-1, ASM-RELYING-PARTY-ORDER): the profile's policy OID
+        (CA-3), the issuing CA's signature, the validity period, then the OCSP answer of the certificate's profile (CA-4)."""
+        cert = x509.load_der_x509_certificate(der)
+        if not self._accepts_profile(profile_of(cert), accept):
+            return R.WRONG_PROFILE, cert
+        issuer = self.ca.ca(kind_of(cert)).certificate
+        try:
+            cert.verify_directly_issued_by(issuer)
+        except (InvalidSignature, ValueError, TypeError):
+            return R.UNKNOWN_CERTIFICATE, cert  # not signed by the JPKI CA of its kind: never issued by this CA
+        if not cert.not_valid_before_utc <= self.dt() < cert.not_valid_after_utc:
+            return R.CERT_EXPIRED, cert
+        response = self.ocsp_status(cert)
+        issuer.public_key().verify(  # type: ignore[union-attr,call-arg]
+            response.signature, response.tbs_response_bytes, padding.PKCS1v15(), response.signature_hash_algorithm
+        )
+        return self._ocsp_verdict(response), cert
+
+    def _accepts_profile(self, profile: Profile, accept: Profile) -> bool:
+        """The verifier's profile check: only certificates of the profile it accepts (SP-1, CA-3)."""
+        return profile is accept
+
+    def _ocsp_verdict(self, response: ocsp.OCSPResponse) -> R | None:
+        """What an OCSP answer means to a relying party: good passes, a hold suspends, any other revocation revokes, and
+        unknown (a serial this CA never issued) refuses (SP-1, CA-4)."""
+        if response.certificate_status is ocsp.OCSPCertStatus.GOOD:
+            return None
+        if response.certificate_status is ocsp.OCSPCertStatus.REVOKED:
+            return R.CERT_SUSPENDED if response.revocation_reason is x509.ReasonFlags.certificate_hold else R.CERT_REVOKED
+        return R.UNKNOWN_CERTIFICATE
+
+    def never_issued(self, person: PersonId, kind: Kind, profile: Profile) -> bytes:
+        """A certificate of this person, kind and profile under the CA's name that the CA never issued (DER).
+
+        Signed with the CA's own key, as after a key compromise or a mis-issuance outside the records, so that only the
+        OCSP answer (unknown) can tell it from a real one; the serial is taken from the records' counter and never used
+        by a record afterwards, and the CA's own list of issued serials is left alone (a separate JpkiCa over its keys).
+        """
+        forger = JpkiCa(signing=self.ca.ca(Kind.SIGNING), auth=self.ca.ca(Kind.AUTH), points=self.ca.points)
+        card = self.cards.get(person)
+        key = card.key if card is not None else rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        cert = forger.issue(
+            kind=kind,
+            profile=profile,
+            serial=self.records.next_serial(),
+            public_key=key.public_key(),
+            not_before=self.dt(),
+            not_after=self.dt(self.now + DAY),
+            personal=self._personal(person) if kind is Kind.SIGNING else None,
+        )
+        return cert.public_bytes(serialization.Encoding.DER)
 
     # --- records helpers --------------------------------------------------------------------------------------------
 
@@ -578,6 +651,7 @@ class ReferenceSystem:
         tsm.open_applet()
         se_id = tsm.read_se_id()
         s = tsm.generate_r()
+        self._last_s[phone] = s
         card = self.current_card(person, Kind.SIGNING)
         assert card is not None
         app = self.apps[phone]
@@ -777,6 +851,12 @@ class ReferenceSystem:
             return no
         if not self._applet_present(a.phone):
             return refused(R.APPLET_NOT_READY)
+        # An application made on another SE (or superseded since this SE made its R) cannot match: refuse before GENERATE KEY
+        # PAIR, which would replace the keys in this SE's slots, some of which may still hold certificates (a refused
+        # registration changes nothing, ISS-5). The S is the one this SE answered; H(R) = S is still checked below.
+        known = self._last_s.get(a.phone)
+        if known is not None and known != application.commitment:
+            return refused(R.COMMITMENT_MISMATCH)
         # ISS-5/ISS-6: the SE generates the key pairs and outputs the public keys with R; the CA certifies only if H(R) = S.
         tsm = self.tsm(a.phone)
         tsm.open_applet()
@@ -956,6 +1036,20 @@ class ReferenceSystem:
         if why is not None:
             return refused(why, serial=x.serial_number)
         return accepted(serial=x.serial_number, profile=profile_of(x).value)
+
+    def _do_VerifyCertificate(self, a: A.VerifyCertificate) -> Outcome:
+        # ASM-CERTIFICATE-BY-ISSUE-ORDER: the records list a person's certificates by serial, which this system allocates
+        # in issue order.
+        issued = self.records.certificates(person=a.person, kind=a.kind, profile=a.profile)
+        der = issued[a.index].der if 0 <= a.index < len(issued) else self.never_issued(a.person, a.kind, a.profile)
+        why, cert = self.relying_party(der, accept=a.accept)
+        if why is R.WRONG_PROFILE:
+            return refused(why, profile=profile_of(cert).value)
+        if why is R.UNKNOWN_CERTIFICATE:
+            return refused(why)
+        if why is not None:
+            return refused(why, serial=cert.serial_number)
+        return accepted(serial=cert.serial_number, profile=profile_of(cert).value)
 
     def _do_ChangePin(self, a: A.ChangePin) -> Outcome:
         if (no := self._phone_guards(a.phone, online=False)) is not None:
@@ -1217,7 +1311,17 @@ class ReferenceSystem:
     # --- publication (the optional Artefacts interface of mjpki.adapters.artefacts) -----------------------------------
 
     def artefacts(self) -> Artefacts:
-        """The CA certificates, every issued certificate and the current CRLs (one per kind and profile, one per CA), as DER."""
+        """The CA certificates, every issued certificate and the current CRLs (one per kind and profile, one per CA), as DER.
+
+        Built again only when the records or the clock moved since the last call (the same records at the same now give
+        the same lists: `_crl` keeps each as issued while it is right and current)."""
+        key = (self.records.version(), self.now)
+        if self._published is not None and self._published[0] == key:
+            return self._published[1]
+        self._published = (key, self._build_artefacts())
+        return self._published[1]
+
+    def _build_artefacts(self) -> Artefacts:
         records = self.records.certificates()
         entries = tuple((c.kind, c.profile, e) for c in records if (e := c.crl_entry()) is not None)
         lists = (Profile.CARD, Profile.PHONE, None)  # None: the CRL over the CA certificate itself
@@ -1231,11 +1335,13 @@ class ReferenceSystem:
 
     def _crl(self, kind: Kind, profile: Profile | None, entries: tuple[tuple[Kind, Profile, CrlRecord], ...]) -> bytes:
         """One list (profile None: the CA's own), issued afresh only when its entries changed or it is due (REV-4)."""
-        # Like a CA that publishes on change and before nextUpdate: a CRL stays as issued while it is current and right.
+        # Like a CA that publishes on change and on schedule: a CRL stays as issued while its entries are the records' and
+        # it is current at the world's now, thisUpdate <= now < nextUpdate (ASM-ARTEFACT-TIME); otherwise it is issued
+        # again, with thisUpdate now and the next CRL number.
         mine = tuple(e for k, p, e in entries if (k, p) == (kind, profile))
         cached = self._crls.get((kind, profile))
-        if cached is not None and cached[0] == mine and self.now < cached[1]:
-            return cached[2]
+        if cached is not None and cached[0] == mine and cached[1] <= self.now < cached[2]:
+            return cached[3]
         self._crl_number += 1
         this_update, next_update = self.dt(), self.dt(self.now + CRL_PERIOD)
         if profile is None:
@@ -1246,7 +1352,7 @@ class ReferenceSystem:
                 kind=kind, profile=profile, entries=listed, this_update=this_update, next_update=next_update, crl_number=self._crl_number
             )
         der = crl.public_bytes(serialization.Encoding.DER)
-        self._crls[kind, profile] = (mine, self.now + CRL_PERIOD, der)
+        self._crls[kind, profile] = (mine, self.now, self.now + CRL_PERIOD, der)
         return der
 
     def ocsp(self, request: bytes) -> bytes:
@@ -1266,16 +1372,27 @@ class ReferenceSystem:
         record = self.records.get_certificate(serial) if 0 < serial < 1 << 63 else None  # SQLite holds 64-bit serials only
         status: CertStatus | None = None  # unknown: a serial this CA never issued (never "good", SP-1)
         revoked_at = reason = None
+        entry = None
         if record is not None and record.kind is kind:
             status = record.status
             entry = record.crl_entry()
             if entry is not None:
                 revoked_at, reason = self.dt(entry.at), entry.reason
+        # The answer depends on the request (CertID, nonce), the record's status and the world's now alone: asked again
+        # about the same, it is the answer already signed (thisUpdate now, current for OCSP_PERIOD; producedAt as first made).
+        memo = (request, None if status is None else (kind, status, entry), self.now)
+        known = self._ocsp_answers.get(memo)
+        if known is not None:
+            return known
         response = self.ca.build_ocsp_response(
             kind=kind, request=parsed, status=status, this_update=self.dt(), next_update=self.dt(self.now + OCSP_PERIOD),
             revoked_at=revoked_at, reason=reason,
         )  # fmt: skip
-        return response.public_bytes(serialization.Encoding.DER)
+        answer = response.public_bytes(serialization.Encoding.DER)
+        if len(self._ocsp_answers) >= 4096:
+            self._ocsp_answers.clear()
+        self._ocsp_answers[memo] = answer
+        return answer
 
     def observation(self) -> Observation:
         """What the invariants judge: the records, the CRL/OCSP publication, the linkage, the SE slots, the holders."""

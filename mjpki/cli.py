@@ -208,6 +208,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _error(f"--jobs {args.jobs!r}: give a whole number of at least 1, or auto")
         return 2
     try:
+        se_keys = _run_se_keys(args)  # first: a Python adapter mjpki starts gets them in its environment
         chosen = choose_system(
             adapter=args.adapter, shim=args.shim, url=args.url, in_process=args.in_process, step_timeout=args.step_timeout,
             memory_mb=args.adapter_memory,
@@ -224,6 +225,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if problem:
         _error(problem)
         return 2
+    if se_keys is not None:
+        from dataclasses import replace
+
+        from mjpki.se_read import CAPABILITY, SeKeyedFactory
+
+        chosen = replace(chosen, factory=SeKeyedFactory(chosen.factory, se_keys))
+        _say(f"SE slots: read over APDUs (se_apdu), SCP03 keys from {se_keys.source}")
+        if chosen.wire is not None and CAPABILITY not in chosen.wire.hello().capabilities:
+            _say(f"  the adapter's hello names no {CAPABILITY}: unless its systems offer it, the SE slots are judged on self-report")
     out = Path(args.out)
     how = "in this process" if chosen.wire is None else "over mjpki-adapter/1"
     if jobs > 1:
@@ -249,7 +259,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             jobs=jobs,
             recipe=SystemRecipe(
                 adapter=args.adapter, shim=args.shim, url=args.url, in_process=args.in_process, step_timeout=args.step_timeout,
-                memory_mb=args.adapter_memory,
+                memory_mb=args.adapter_memory, se_keys=se_keys,
             ),
         )
     except WorkerStartError as exc:
@@ -261,6 +271,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(render_summary(result))
     print(f"result: {out / 'result.json'}")
     return 0 if result.passed else 1
+
+
+def _run_se_keys(args: argparse.Namespace) -> Any:
+    """--se-keys FILE / --se-test-keys: the SEs' keys the harness reads them with (mjpki.se_read), or None (self-report).
+
+    A Python adapter that mjpki starts (the reference by default) is given the same keys in $MJPKI_REFERENCE_SE_KEYS, so
+    the reference's SEs hold them; a --shim or --url system holds its own. KeysError (a ValueError) when unusable.
+    """
+    from mjpki.impl.isd_keys import KeysError
+    from mjpki.se_read import SE_KEYS_ENV, TEST_SE_KEYS, read_se_keys_file
+
+    if args.se_keys and args.se_test_keys:
+        raise KeysError("give --se-keys FILE or --se-test-keys, not both")
+    if args.se_keys:
+        keys, value = read_se_keys_file(args.se_keys), os.path.abspath(args.se_keys)
+    elif args.se_test_keys:
+        keys, value = TEST_SE_KEYS, "test"
+    else:
+        return None
+    if not (args.shim or args.url):
+        os.environ.setdefault(SE_KEYS_ENV, value)  # one the caller set already wins: it names the reference's own keys
+    return keys
 
 
 def _jobs(text: str) -> int | None:
@@ -278,13 +310,16 @@ def _jobs(text: str) -> int | None:
 
 def _cmd_serve_system(args: argparse.Namespace) -> int:
     """`mjpki serve-system`: a Python adapter served over HTTP (mjpki.wire.serve)."""
-    from mjpki.adapterspec import AdapterSpecError, load_factory
+    from mjpki.adapterspec import AdapterSpecError, load_factory, preflight
     from mjpki.wire.serve import serve_http
 
     try:
         factory = load_factory(args.adapter)
+        problem = preflight(args.adapter)
     except AdapterSpecError as exc:
-        _error(str(exc))
+        problem = str(exc)
+    if problem:
+        _error(problem)
         return 2
     try:
         return serve_http(factory, name=args.adapter, host=args.host, port=args.port)
@@ -576,7 +611,10 @@ def _replay_on_adapter(args: argparse.Namespace, trace) -> int:  # type: ignore[
         if args.emit_pytest:
             from mjpki.standalone import standalone_test
 
-            if not _write_out(args.emit_pytest, standalone_test(Path(args.trace), adapter=args.adapter, timeout=args.step_timeout)):
+            text = standalone_test(
+                Path(args.trace), adapter=args.adapter, timeout=args.step_timeout, in_process=args.in_process, memory_mb=args.adapter_memory
+            )
+            if not _write_out(args.emit_pytest, text):
                 return 2
             _say(f"standalone test written to {args.emit_pytest} (run it with: pytest {args.emit_pytest})")
         # Over the wire: the adapter's deadline plus a grace, so the child is killed (and named) before the suite gives up.
@@ -800,6 +838,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--applet", metavar="MODULE:CLASS", help="applet-level run on a GpSe-like class, built as CLASS(se_id, isd_keys)")
     s.add_argument("--reader", metavar="NAME", help="applet-level run on the card in this PC/SC reader (destructive; needs --keys)")
     s.add_argument("--keys", metavar="FILE", help="ISD SCP03 keys for --reader: JSON enc, mac, dek, key_version (or $MJPKI_SE_KEYS)")
+    s.add_argument(
+        "--se-keys", metavar="FILE",
+        help="read each phone's SE over APDUs (se_apdu) with these SCP03 keys: SE-ID HEX lines, a 0600 file (docs/adapters.md)",
+    )  # fmt: skip
+    s.add_argument(
+        "--se-test-keys", action="store_true",
+        help="read the SEs with GlobalPlatform's published test keys 40..4F (test and demo systems only; never the default)",
+    )  # fmt: skip
     s.set_defaults(fn=_cmd_run)
 
     s = sub.add_parser("serve-system", help="serve a Python adapter over HTTP (mjpki-adapter/1), for `mjpki run --url` and other languages")

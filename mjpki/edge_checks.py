@@ -42,6 +42,8 @@ class EdgeCheckResult:
     """The coverage figure, one line."""
     published_checks: int = 0
     """How often the system's own artefacts were judged in the tour's runs (mjpki.published)."""
+    se_reads: int = 0
+    """SEs the harness read over APDUs in the tour's runs (mjpki.se_read); 0: SE slots judged on self-report."""
     figures: dict[str, Any] = field(default_factory=dict)
     divergence: Divergence | None = None
     trace: Trace | None = None
@@ -55,7 +57,7 @@ def run_edge_tour(
     tour = tour if tour is not None else default_tour()
     exercised: set[str] = set()
     outcomes: Counter[tuple[str, str]] = Counter()
-    runs = steps = published = 0
+    runs = steps = published = se_reads = 0
     divergence: Divergence | None = None
     trace: Trace | None = None
     message = ""
@@ -75,6 +77,7 @@ def run_edge_tour(
             run.close()
         runs += 1
         published += run.published_checks
+        se_reads += run.se_reads
         sent = [s for s in run.steps if s.note != "not sent to the system"]
         steps += len(run.steps)
         exercised.update(r for s in sent for r in s.reqs)
@@ -98,5 +101,5 @@ def run_edge_tour(
     return EdgeCheckResult(
         runs=runs, steps=steps, exercised=frozenset(exercised), outcomes=dict(outcomes), covered=covered,
         summary=tour.summary(covered, completed), figures=figures, published_checks=published, divergence=divergence, trace=trace,
-        message=message,
+        message=message, se_reads=se_reads,
     )  # fmt: skip

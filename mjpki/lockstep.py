@@ -54,6 +54,8 @@ class Divergence:
     action: Action | None
     what: str
     reqs: tuple[str, ...]
+    invariants: tuple[str, ...] = ()
+    """The invariants the system's observation broke, when that is the divergence (empty for an outcome or adapter failure)."""
 
     def __str__(self) -> str:
         where = "before the first step" if self.action is None else f"step {self.index} {self.action}"
@@ -98,15 +100,27 @@ class Lockstep:
     """The spec and one system under test, stepped together."""
 
     def __init__(
-        self, factory: AdapterFactory, world: World, *, timeout: float = 10.0, system_name: str = "", factory_timeout: float | None = None
+        self,
+        factory: AdapterFactory,
+        world: World,
+        *,
+        timeout: float | None = 10.0,
+        system_name: str = "",
+        factory_timeout: float | None = None,
     ) -> None:
+        """timeout: seconds an adapter call may take (None: no deadline). The calls go through a worker thread, which
+        gives them the deadline, unless there is none or the factory's systems keep their own (`enforces_deadline`: the
+        wire adapters, whose transport kills a hung child and fails the call): then they are made on this thread."""
         self.world = world
         self.timeout = timeout
+        self._direct = timeout is None or getattr(factory, "enforces_deadline", False) is True
+        """Adapter calls are made on the calling thread: no thread hop per call."""
         self.system_name = system_name or getattr(factory, "__qualname__", repr(factory))
         self.state: State = initial_state(world)
         self.steps: list[TraceStep] = []
         self.divergence: Divergence | None = None
-        self._pool = _AdapterThread()
+        self._pool: _AdapterThread | None = None
+        """The worker thread, started at the first call that goes through it."""
         self._hung = False
         """An adapter call timed out: its worker thread is still busy, so nothing more is sent."""
         self.system: SystemAdapter | None = None
@@ -114,13 +128,18 @@ class Lockstep:
         self.publishes = False
         """The system hands over its artefacts: what it publishes is judged on them (mjpki.published), not on self-report."""
         self.published_checks = 0
+        """Artefact judgements made: one after every step and at the run's end (mjpki.published.ArtefactJudge)."""
+        self._artefact_judge: Any = None
+        self.se_reader: Any = None
         # Building a system (keys, databases, readers) takes longer than a step: by default six step timeouts, at least a minute.
-        limit = factory_timeout if factory_timeout is not None else max(6 * timeout, 60.0)
+        limit = factory_timeout if factory_timeout is not None else None if timeout is None else max(6 * timeout, 60.0)
         made, problem = self._call(lambda: factory(world), timeout=limit)
         if problem:
             self._diverge(-1, None, f"the adapter factory failed: {problem}", ())
             return
         self.system = made
+        # Reads the system's SEs over APDUs (mjpki.se_read) when it offers se_apdu and the factory carries SE keys.
+        self.se_reader = self._se_reader(factory, made)
         obs, problem = self._observe()
         if problem:
             self._diverge(-1, None, problem, ())
@@ -128,7 +147,10 @@ class Lockstep:
         self._obs = obs
         found = _state_violations(world, obs)  # type: ignore[arg-type]
         if found:
-            self._diverge(-1, None, "initial state: " + "; ".join(map(str, found)), tuple(r for v in found for r in v.reqs))
+            self._diverge(
+                -1, None, "initial state: " + "; ".join(map(str, found)), tuple(r for v in found for r in v.reqs),
+                tuple(dict.fromkeys(v.invariant for v in found)),
+            )  # fmt: skip
         self.publishes = callable(getattr(made, "artefacts", None))
         if not self.broken and self.publishes:
             self._judge_published(-1, None, None, obs)  # type: ignore[arg-type]
@@ -136,7 +158,16 @@ class Lockstep:
     # --- calling the adapter safely ---
 
     def _call(self, fn: Callable[[], T], *, timeout: float | None = None) -> tuple[T | None, str | None]:
+        if self._direct:
+            try:
+                return fn(), None
+            except AdapterError as exc:  # over the wire: the adapter's deadline passed, its process ended, or it said no
+                return None, f"the adapter failed: {exc}"
+            except Exception as exc:  # Ctrl-C and SystemExit here are this process's own: they end the run
+                return None, f"the adapter raised {type(exc).__name__}: {exc}"
         limit = self.timeout if timeout is None else timeout
+        if self._pool is None:
+            self._pool = _AdapterThread()
         future = self._pool.submit(fn)
         try:
             return future.result(timeout=limit), None
@@ -150,24 +181,82 @@ class Lockstep:
                 return None, f"the adapter failed: {exc}"
             return None, f"the adapter raised {type(exc).__name__}: {exc}"
 
-    def _observe(self) -> tuple[Observation | None, str | None]:
+    def _observe(self, index: int = -1, action: Action | None = None, *, full: bool = False) -> tuple[Observation | None, str | None]:
         assert self.system is not None
         obs, problem = self._call(self.system.observation)
         if problem:
             return None, f"observation(): {problem}"
         if not isinstance(obs, Observation):
             return None, f"observation() returned {type(obs).__name__}, not an Observation"
+        if self.se_reader is not None:
+            return self._read_ses(obs, index, action, full=full)
         return obs, None
 
-    def _judge_published(self, index: int, action: Action | None, pre: Observation | None, post: Observation) -> tuple[str, ...]:
-        """Judge the system's artefacts when due (mjpki.published.published_due); a finding is a divergence."""
-        from mjpki.published import judge, published_due
+    # --- the SEs read over APDUs (mjpki.se_read): their slots replace the self-reported ones ---
 
-        due, probe = published_due(pre, post, index=index, action_name="" if action is None else action.name)
-        if not due:
-            return ()
+    def _se_reader(self, factory: AdapterFactory, system: SystemAdapter) -> Any:
+        from mjpki.se_read import SeKeys, SeReader, SeReadError
+
+        keys = getattr(factory, "se_keys", None)
+        if not isinstance(keys, SeKeys) or not callable(getattr(system, "se_apdu", None)):
+            return None
+
+        def transmit(phone: str, apdu: bytes) -> bytes:
+            response, problem = self._call(lambda: system.se_apdu(phone, apdu))  # type: ignore[attr-defined]
+            if problem is not None:
+                raise SeReadError(f"se_apdu(): {problem}")
+            if not isinstance(response, bytes | bytearray):
+                raise SeReadError(f"se_apdu() returned {type(response).__name__}, not bytes")
+            return bytes(response)
+
+        return SeReader(self.world, keys, transmit)
+
+    def _read_ses(self, obs: Observation, index: int, action: Action | None, *, full: bool) -> tuple[Observation | None, str | None]:
+        """obs with the SE slots read over APDUs; a self-report that differs is a divergence naming the SE requirement."""
+        from mjpki.se_read import SeReadError
+
+        try:
+            judged, found = self.se_reader.observe(self.state, obs, index=index, action_phone=getattr(action, "phone", None), full=full)
+        except SeReadError as exc:
+            return None, f"reading the SEs over APDUs: {exc}"
+        if found:
+            reqs = tuple(dict.fromkeys(r for f in found for r in f.reqs))
+            self._diverge(index, action, "SE slots read over APDUs: " + "; ".join(map(str, found)), reqs)
+        return judged, None
+
+    @property
+    def se_reads(self) -> int:
+        """SEs the harness read over APDUs in this run (0: the SE slots were judged on self-report)."""
+        return 0 if self.se_reader is None else int(self.se_reader.reads)
+
+    def _finish_ses(self) -> None:
+        """Read every SE once more at the run's end: an SE a step changed unannounced is found here at the latest."""
+        if self.broken or self.system is None or self.se_reader is None or self._obs is None or not self.steps:
+            return
+        last = len(self.steps) - 1
+        action = self.steps[last].action
+        post, problem = self._observe(last, action, full=True)
+        if problem is not None or post is None:
+            self._diverge(last, action, problem or "", ())
+            return
+        found = [] if post is self._obs else _state_violations(self.world, post)
+        if found:
+            self._diverge(last, action, "invariant: " + "; ".join(map(str, found)), tuple(dict.fromkeys(r for v in found for r in v.reqs)))
+        self._obs = post
+
+    def _judge_published(
+        self, index: int, action: Action | None, pre: Observation | None, post: Observation, *, full: bool = False
+    ) -> tuple[str, ...]:
+        """Judge the system's artefacts after this step (mjpki.published.ArtefactJudge; full: OCSP about every certificate);
+        a finding is a divergence."""
+        if self._artefact_judge is None:
+            from mjpki.published import ArtefactJudge
+
+            self._artefact_judge = ArtefactJudge(self.world)
+        judge = self._artefact_judge
         self.published_checks += 1
-        found, problem = self._call(lambda: judge(self.world, post, self.system, now=self.state.now, probe=probe))
+        now = self.state.now
+        found, problem = self._call(lambda: judge(post, self.system, now=now, index=index, pre=pre, full=full))
         if problem is not None:
             self._diverge(index, action, f"artefacts(): {problem}", ())
             return (problem,)
@@ -176,9 +265,9 @@ class Lockstep:
             self._diverge(index, action, "published artefacts: " + "; ".join(map(str, found)), reqs)
         return tuple(str(f) for f in found or ())
 
-    def _diverge(self, index: int, action: Action | None, what: str, reqs: tuple[str, ...]) -> None:
+    def _diverge(self, index: int, action: Action | None, what: str, reqs: tuple[str, ...], invariants: tuple[str, ...] = ()) -> None:
         if self.divergence is None:
-            self.divergence = Divergence(index=index, action=action, what=what, reqs=reqs)
+            self.divergence = Divergence(index=index, action=action, what=what, reqs=reqs, invariants=invariants)
 
     # --- stepping ---
 
@@ -207,13 +296,13 @@ class Lockstep:
             self.steps.append(record)
             return record
         assert isinstance(actual, Outcome)
-        mismatch = _compare(action, expected, actual)
+        mismatch = _compare(action, expected, actual, self.state)
         if mismatch:
             # Blame what differs (the refusal, the detail), not the whole rule (issue 15, part 7); the rule's list only
             # if nothing narrower is known.
             what, blamed = mismatch
             self._diverge(index, action, what, blamed or reqs)
-        post, problem = self._observe()
+        post, problem = self._observe(index, action)
         if problem is not None:
             self._diverge(index, action, problem, failure_reqs(action, expected))
         else:
@@ -224,8 +313,9 @@ class Lockstep:
             violations = tuple(str(v) for v in found)
             if found:
                 self._diverge(
-                    index, action, "invariant: " + "; ".join(map(str, found)), tuple(dict.fromkeys(r for v in found for r in v.reqs))
-                )
+                    index, action, "invariant: " + "; ".join(map(str, found)), tuple(dict.fromkeys(r for v in found for r in v.reqs)),
+                    tuple(dict.fromkeys(v.invariant for v in found)),
+                )  # fmt: skip
             if not self.broken and self.publishes:
                 violations += self._judge_published(index, action, self._obs, post)
             self._obs = post
@@ -236,13 +326,15 @@ class Lockstep:
     def finish(self) -> None:
         """Judge the artefacts of the run's last state once more, asking OCSP about every certificate.
 
-        Between steps the artefacts are judged only when due (mjpki.published.published_due): without this, a publication
-        that goes wrong after the last judged step of a run would never be looked at.
+        After each step the artefacts are judged whole, but OCSP is asked only about some certificates
+        (mjpki.published.ArtefactJudge): here about every one. Every SE is read once more too, when the harness reads them
+        over APDUs.
         """
+        self._finish_ses()
         if self.broken or self.system is None or not self.publishes or self._obs is None or not self.steps:
             return
         last = len(self.steps) - 1
-        self._judge_published(last, self.steps[last].action, None, self._obs)  # pre=None: due, every serial probed
+        self._judge_published(last, self.steps[last].action, None, self._obs, full=True)
 
     def trace(self, *, title: str = "", source: str = "hypothesis") -> Trace:
         """The run so far, with the system's outcomes and violations."""
@@ -255,7 +347,8 @@ class Lockstep:
         """Close the system, diverged or not (it may hold readers or files), unless it hangs; stop the worker thread."""
         if self.system is not None and not self._hung:
             self._call(self.system.close)  # a close that raises is not a finding: the divergence, if any, is already recorded
-        self._pool.shutdown()
+        if self._pool is not None:
+            self._pool.shutdown()
 
 
 @lru_cache(maxsize=4096)
@@ -276,6 +369,17 @@ def _state_violations(world: World, obs: Observation) -> list[Violation]:
         return check_state(world, obs)
 
 
+def _final_replay() -> bool:
+    """True while Hypothesis replays the example it reports (after shrinking), not while it searches or shrinks."""
+    from hypothesis.control import current_build_context
+    from hypothesis.errors import InvalidArgument
+
+    try:
+        return bool(current_build_context().is_final)
+    except InvalidArgument:  # not inside a Hypothesis test
+        return False
+
+
 def write_failure(trace: Trace, divergence: Divergence, out_dir: Path, name: str) -> tuple[Path, ...]:
     """Write a failing run as <name>.json (the trace), .txt (the step table) and .md (report with sequence diagram)."""
     from mjpki.mermaid import markdown_report
@@ -290,9 +394,10 @@ def write_failure(trace: Trace, divergence: Divergence, out_dir: Path, name: str
     return paths
 
 
-def _compare(action: Action, expected: Outcome, actual: Outcome) -> tuple[str, tuple[str, ...]] | None:
-    """What differs between the outcomes and the requirement IDs it is about (mjpki.spec.blame), or None."""
-    return blame(action, expected, actual)
+def _compare(action: Action, expected: Outcome, actual: Outcome, state: State | None = None) -> tuple[str, tuple[str, ...]] | None:
+    """What differs between the outcomes and the requirement IDs it is about (mjpki.spec.blame, given the spec's state
+    after the step), or None."""
+    return blame(action, expected, actual, state=state)
 
 
 def lockstep_machine(
@@ -305,6 +410,7 @@ def lockstep_machine(
     on_divergence: Callable[[Trace, Divergence], None] | None = None,
     on_run_end: Callable[[Lockstep], None] | None = None,
     stop: Callable[[], bool] | None = None,
+    reduce_seconds: float = 0.0,
 ) -> type:
     """A Hypothesis RuleBasedStateMachine that runs generated steps in lockstep on the spec and a system.
 
@@ -313,6 +419,8 @@ def lockstep_machine(
     file (and the last call) hold the shortest failing run it found. on_run_end sees every
     run as it ends (for progress and requirement coverage). Where stop() turns true, the next run or step raises
     SearchStopped, which ends the search (shrinking included) at once: the caller keeps the shortest run it was shown.
+    reduce_seconds > 0: the failing run Hypothesis replays last (its shrunk example) is first reduced step by step
+    (mjpki.minimise, within that many seconds) and the reduced run is the one written to trace_dir and reported.
     """
 
     from hypothesis import strategies as st
@@ -353,6 +461,11 @@ def lockstep_machine(
             trace = self.run.trace(title=f"{system_name} diverges from the spec", source="hypothesis")
             if on_divergence is not None:
                 on_divergence(trace, d)
+            if reduce_seconds > 0 and _final_replay():
+                from mjpki.minimise import minimise  # it replays through Lockstep: imported here, not at the top
+
+                done = minimise(trace, d, factory, seconds=reduce_seconds, timeout=timeout, system_name=system_name)
+                trace, d = done.trace, done.divergence
             table = step_table(trace)
             if trace_dir and (not written or len(trace.steps) <= written[-1]):
                 written.append(len(trace.steps))

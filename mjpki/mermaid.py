@@ -128,6 +128,10 @@ FLOWS: dict[str, Flow] = {
     "UseCard": _f(
         ("App", "Verifier", "{person} uses the card {kind} certificate at {sp}"), ("Verifier", "JPKI", "OCSP status, card profile")
     ),
+    "VerifyCertificate": _f(
+        ("Verifier", "Verifier", "{person}'s {profile} {kind} certificate #{index}: accepted only if {accept}"),
+        ("Verifier", "JPKI", "OCSP status at the {profile} responder"),
+    ),
     "ChangePin": _f(("App", "SE", "CHANGE REFERENCE DATA, {kind} PIN on {phone}")),
     "InitialisePin": _f(
         ("App", "JPKI", "{person} initialises the {kind} PIN on {phone} (card signature)"),

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from mjpki.conformance import Check, CheckResult
     from mjpki.known_failures import KnownFailures
+    from mjpki.se_read import SeKeys
     from mjpki.wire.choose import ChosenSystem
 
 __all__ = ["SystemRecipe", "WorkerStartError", "default_jobs", "run_checks_parallel"]
@@ -39,6 +40,8 @@ class SystemRecipe:
     in_process: bool = False
     step_timeout: float = 10.0
     memory_mb: int = 4096
+    se_keys: SeKeys | None = None
+    """The SEs' keys (mjpki run --se-keys): the worker reads its systems' SEs over APDUs with them."""
 
     def build(self) -> ChosenSystem:
         """The system, started; WorkerStartError if it does not start."""
@@ -51,6 +54,10 @@ class SystemRecipe:
         problem = chosen.start()
         if problem:
             raise WorkerStartError(problem)
+        if self.se_keys is not None:
+            from mjpki.se_read import SeKeyedFactory
+
+            chosen = replace(chosen, factory=SeKeyedFactory(chosen.factory, self.se_keys))
         return chosen
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from mjpki.spec import actions as A
 from mjpki.spec.assumptions import Variants
-from mjpki.spec.clock import DAY, HOUR, from_datetime
-from mjpki.spec.domain import AuthMethod, Kind, SPKind
+from mjpki.spec.clock import DAY, HOUR, fifth_birthday_expiry, from_datetime
+from mjpki.spec.domain import AuthMethod, Kind, Profile, SPKind
 from mjpki.spec.world import PersonSpec, PhoneSpec, ServiceProviderSpec, World
 
 __all__ = ["Expect", "Scenario", "SCENARIOS", "scenario", "base_world", "boundary_world"]
@@ -450,6 +450,61 @@ def _lost_card() -> list[Expect]:
         E(A.InitialisePin(person="P1", phone="D1", kind=AUTH, new_pin=APIN2)),
         E(A.SetPin(phone="D1", kind=AUTH)),
         auth("D1", pin=APIN2),
+    ]
+
+
+# --- relying parties -----------------------------------------------------------------------------------------
+
+
+@scenario(
+    "verifier-tells-phone-from-card",
+    "A relying party's verifier takes only the profile it accepts, asks that profile's OCSP for the status, and never "
+    "accepts a certificate the CA did not issue",
+    reqs=("SP-1", "CA-3", "CA-4", "REV-5", "SUS-4", "VAL-3"),
+)
+def _verifier_profiles() -> list[Expect]:
+    card, phone = Profile.CARD, Profile.PHONE
+    end = fifth_birthday_expiry(date(1990, 6, 15), 0)  # P1's card certificates, and the phone ones that took their expiry
+
+    def verify(kind: Kind, profile: Profile, accept: Profile, code: str = "ACCEPTED", index: int = 0, person: str = "P1") -> Expect:
+        details = {"profile": profile.value} if code in ("ACCEPTED", "WRONG_PROFILE") else {}
+        return E(A.VerifyCertificate(person=person, kind=kind, profile=profile, index=index, accept=accept), code, **details)
+
+    steps = [*to_morning(), *onboard("P1", "D1")]
+    for kind in (SIGNING, AUTH):
+        # SP-1, CA-3: each certificate in force is taken by the verifier of its profile and refused by the other.
+        steps += [
+            verify(kind, card, card),
+            verify(kind, phone, phone),
+            verify(kind, card, phone, "WRONG_PROFILE"),
+            verify(kind, phone, card, "WRONG_PROFILE"),
+        ]
+    return [
+        *steps,
+        # CA-4: a certificate under the CA's name that it never issued: its OCSP answers unknown, which is never good.
+        verify(SIGNING, phone, phone, "UNKNOWN_CERTIFICATE", index=1),
+        verify(AUTH, card, card, "UNKNOWN_CERTIFICATE", index=1),
+        verify(SIGNING, card, card, "UNKNOWN_CERTIFICATE", person="P3"),  # P3 has no card at all
+        verify(AUTH, phone, card, "WRONG_PROFILE", index=1),  # ASM-RELYING-PARTY-ORDER: the profile before the OCSP
+        E(A.ReportPhoneLost(person="P1")),
+        verify(AUTH, phone, phone, "CERT_SUSPENDED"),  # SUS-4, at the phone responder
+        verify(AUTH, phone, card, "WRONG_PROFILE"),
+        verify(AUTH, card, card),  # a lost phone holds no card certificate
+        E(A.PhoneFound(person="P1")),
+        verify(SIGNING, phone, phone, "CERT_REVOKED"),  # REV-5: SUS-3 revoked the phone signing certificate
+        verify(AUTH, phone, phone),
+        E(A.ReportCardLost(person="P1")),
+        verify(SIGNING, card, card, "CERT_SUSPENDED"),
+        verify(AUTH, phone, phone, "CERT_SUSPENDED"),  # SUS-2: it follows the card signing certificate
+        E(A.CardFound(person="P1")),
+        verify(SIGNING, card, card, "CERT_REVOKED"),  # the held one, revoked on the card's finding
+        verify(SIGNING, card, card, index=1),  # and the one re-issued for it
+        verify(SIGNING, card, phone, "WRONG_PROFILE", index=1),
+        verify(AUTH, card, card),
+        E(A.AdvanceTime(minutes=end - (9 * HOUR + 5))),
+        verify(AUTH, card, card, "CERT_EXPIRED"),  # VAL-3, before any status is asked
+        verify(AUTH, phone, phone, "CERT_EXPIRED"),
+        verify(SIGNING, phone, phone, "CERT_EXPIRED"),  # expired and revoked: the validity period is checked first
     ]
 
 

@@ -16,7 +16,9 @@ an answer changes (the spec's `next_instants`, one minute either side, the holde
 the anniversary of now), where a deadline configured wrong shows. *Life* actions walk what a user goes through after
 registering, one stage at a time: the screen lock enrolled, the PIN changed behind it and the key used through it, wrong
 entries on to the lock, the locked PIN's uses refused and the PIN initialised; and the old phone's notifications or
-network turned off while its deletion is queued, the push tried, and back on.
+network turned off while its deletion is queued, the push tried, and back on. Users finish what they started: while a
+state is part way through such a flow (a PIN mistyped or locked, a deletion queued, a certificate on hold) the branch
+that continues it is drawn more often, and while a PIN is mistyped or locked time moves in days, not years (`_midway`).
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ from hypothesis import strategies as st
 
 from mjpki.spec import actions as A
 from mjpki.spec.clock import DAY, from_datetime, to_datetime
-from mjpki.spec.domain import AuthMethod, CertStatus, HoldCause, Kind, PinStatus
+from mjpki.spec.domain import AuthMethod, CertStatus, HoldCause, Kind, PinStatus, Profile
 from mjpki.spec.machine import next_instants
 from mjpki.spec.rules import max_tries
-from mjpki.spec.state import State
+from mjpki.spec.state import Slot, State
 from mjpki.spec.world import World
 
 __all__ = [
@@ -210,11 +212,13 @@ def pin_flow_actions(world: World, state: State) -> list[A.Action]:
 
 
 def life_actions(world: World, state: State) -> list[A.Action]:
-    """The next steps of what a user goes through after registering, as one walk per phone: the screen lock enrolled, the
-    PIN changed behind it and the screen lock used at once; wrong entries on to the lock, then revocation from the phone
-    and the other PIN uses with the right PIN, then PIN initialisation; and the old phone's notifications (or network)
-    turned off while its deletion is queued after a model change, the push tried, and the setting turned back on. Where
-    no such step applies, the deep flow's next step (so a run drawing this branch still gets to a registration)."""
+    """The next steps of what a user goes through after registering, as one walk per PIN in use: the screen lock enrolled,
+    the PIN changed behind it and the screen lock used at once; wrong entries on to the lock, then revocation from the
+    phone and the other PIN uses with the right PIN, then PIN initialisation (a walk once started is gone on with before
+    another of its kind starts); the old phone's notifications (or network) turned off while its deletion is queued after
+    a model change, the push tried, and the setting turned back on; a lost phone or card, the other reported lost too,
+    and both found in either order. Where no such step applies, the deep flow's next step (so a run drawing this branch
+    still gets to a registration)."""
     out: list[A.Action] = []
     sp = world.service_providers[0].id
     for (d, _p), deletion in state.deletions.items():
@@ -227,34 +231,60 @@ def life_actions(world: World, state: State) -> list[A.Action]:
         else:
             out += [A.DeliverDeletionPush(phone=d)] * 2
             out.append(A.SetPushEnabled(phone=d, enabled=True) if not ps.push_enabled else A.SetOnline(phone=d, online=True))
+    for p in state.persons:
+        # A lost phone (or card), then the other reported lost too, then found in either order (SUS-1, SUS-2, SUS-3).
+        holds = {h for c in state.live_phone_certs(p) for h in c.holds}
+        if holds == {HoldCause.PHONE_LOST}:
+            out += [A.ReportCardLost(person=p), A.PhoneFound(person=p)]
+        elif holds == {HoldCause.CARD_LOST}:
+            out += [A.ReportPhoneLost(person=p), A.CardFound(person=p)]
+        elif holds:
+            out += [A.PhoneFound(person=p), A.CardFound(person=p)]
+    fresh: dict[Kind, list[A.Action]] = {k: [] for k in Kind}
+    started: dict[Kind, list[A.Action]] = {k: [] for k in Kind}
     for d, ps in state.phones.items():
         for kind, slot in ps.se.slots.items():
+            # One walk per kind of PIN at a time: once a PIN has a wrong entry counted, is locked or waits to be set, the user
+            # goes on with it (on to the lock, the refusals, the initialisation) before starting on another PIN of its kind.
+            if not _in_use(state, slot):
+                continue  # a revoked or expired certificate's slot (the old phone after a model change): its user has moved on
+            walk = (fresh if slot.pin_status is PinStatus.SET and slot.tries_left == max_tries(world, kind) else started)[kind]
             pins = SIGNING_PINS if kind is Kind.SIGNING else AUTH_PINS
             wrong = "ZZZ999" if kind is Kind.SIGNING else "9999"
             if slot.pin_status is PinStatus.SET and slot.pin is not None:
                 use = A.Sign(phone=d, sp=sp, pin=wrong) if kind is Kind.SIGNING else A.Authenticate(phone=d, sp=sp, pin=wrong)
                 if kind is Kind.AUTH and not ps.os_auth_enrolled:
-                    out.append(A.EnrollOsAuth(phone=d, pin=slot.pin))  # the screen lock first (PIN-5, PIN-6)
+                    walk.append(A.EnrollOsAuth(phone=d, pin=slot.pin))  # the screen lock first (PIN-5, PIN-6)
                 elif kind is Kind.AUTH and slot.pin == pins[0]:
-                    out.append(A.ChangePin(phone=d, kind=kind, old_pin=slot.pin, new_pin=pins[1]))  # behind the screen lock
+                    walk.append(A.ChangePin(phone=d, kind=kind, old_pin=slot.pin, new_pin=pins[1]))  # behind the screen lock
                 elif kind is Kind.AUTH and slot.tries_left == max_tries(world, kind):
                     # The key through the screen lock after the change (PIN-6), then the first wrong entry.
-                    out += [A.Authenticate(phone=d, sp=sp, method=m) for m in (AuthMethod.BIOMETRIC, AuthMethod.OS_CREDENTIAL)]
-                    out += [A.UnlockScreen(phone=d), use, A.ChangePin(phone=d, kind=kind, old_pin=slot.pin, new_pin=pins[0])]
+                    walk += [A.Authenticate(phone=d, sp=sp, method=m) for m in (AuthMethod.BIOMETRIC, AuthMethod.OS_CREDENTIAL)]
+                    walk += [A.UnlockScreen(phone=d), use, A.ChangePin(phone=d, kind=kind, old_pin=slot.pin, new_pin=pins[0])]
                 else:
-                    out += [use, use, A.RevokeFromPhone(phone=d, kind=kind, pin=wrong)]  # on to the lock (PIN-3, REV-1)
+                    walk += [use, use, A.RevokeFromPhone(phone=d, kind=kind, pin=wrong)]  # on to the lock (PIN-3, REV-1)
             elif slot.pin_status is PinStatus.LOCKED and slot.pin is not None:
                 # Locked: every use with the right PIN is refused (PIN-3, REV-1, PIN-5); then the user initialises it (PIN-4).
                 right = A.Sign(phone=d, sp=sp, pin=slot.pin) if kind is Kind.SIGNING else A.Authenticate(phone=d, sp=sp, pin=slot.pin)
-                out += [A.RevokeFromPhone(phone=d, kind=kind, pin=slot.pin)] * 2 + [right]
-                out.append(A.ChangePin(phone=d, kind=kind, old_pin=slot.pin, new_pin=pins[1]))
-                if ps.holder is not None:
-                    out.append(A.InitialisePin(person=ps.holder, phone=d, kind=kind, new_pin=pins[0]))
+                walk += [A.RevokeFromPhone(phone=d, kind=kind, pin=slot.pin)] * 2 + [right]
+                walk.append(A.ChangePin(phone=d, kind=kind, old_pin=slot.pin, new_pin=pins[1]))
+                if not ps.online:  # initialisation goes through the JPKI system: the network back on first
+                    walk.append(A.SetOnline(phone=d, online=True))
+                elif ps.holder is not None:  # what the user came for: offered twice
+                    walk += [A.InitialisePin(person=ps.holder, phone=d, kind=kind, new_pin=pins[0])] * 2
             elif slot.pin_status is PinStatus.TEMP_BLOCKED:
-                out.append(A.SetPin(phone=d, kind=kind))
+                walk.append(A.SetPin(phone=d, kind=kind))
+    for kind in Kind:
+        out += started[kind] or fresh[kind]
     if not out and (step := deep_flow_step(world, state)) is not None:
         out.append(step)
     return out
+
+
+def _in_use(state: State, slot: Slot) -> bool:
+    """The slot holds a certificate that is neither revoked nor expired: a key its user still has a use for."""
+    cert = state.phone_certs.get(slot.cert_serial) if slot.cert_serial is not None else None
+    return cert is not None and cert.live(state.now)
 
 
 def _registration_step(state: State, person: str) -> A.Action | None:
@@ -335,7 +365,7 @@ def deep_flow_step(world: World, state: State) -> A.Action | None:
 
 def relying_party_actions(world: World, state: State) -> list[A.Action]:
     """Key use at every kind of relying party (ACL-2, ACL-3, SP-1, SP-2), from an app that is not the official one (ACL-1),
-    and with the card."""
+    with the card, and every issued certificate (and one never issued) put to a card-only and a phone-only verifier."""
     out: list[A.Action] = []
     for d, ps in state.phones.items():
         for kind, slot in ps.se.slots.items():
@@ -355,6 +385,16 @@ def relying_party_actions(world: World, state: State) -> list[A.Action]:
         for kind in Kind:
             if state.card_cert(p, kind) is not None:
                 out += [A.UseCard(person=p, kind=kind, sp=sp.id) for sp in world.service_providers]
+            # The relying party's verifier asked directly (SP-1, CA-3, CA-4): every certificate the person was issued,
+            # of both profiles, at a verifier of each setting; and one the CA never issued, at a verifier of its profile.
+            for profile in Profile:
+                issued = len(state.issued(p, kind, profile))
+                out += [
+                    A.VerifyCertificate(person=p, kind=kind, profile=profile, index=i, accept=accept)
+                    for i in range(issued)
+                    for accept in Profile
+                ]
+                out.append(A.VerifyCertificate(person=p, kind=kind, profile=profile, index=issued, accept=profile))
     return out
 
 
@@ -435,6 +475,11 @@ def progress_actions(world: World, state: State) -> list[A.Action]:
                     if ps.os_auth_enrolled:
                         out.append(A.Authenticate(phone=d, sp=world.service_providers[0].id, method=AuthMethod.BIOMETRIC))
                         out.append(A.UnlockScreen(phone=d))
+                # Now and then mistyped (PIN-3): a PIN with a wrong entry counted is a walk the life branch goes on with.
+                if kind is Kind.SIGNING:
+                    out.append(A.Sign(phone=d, sp=world.service_providers[0].id, pin="ZZZ999"))
+                else:
+                    out.append(A.Authenticate(phone=d, sp=world.service_providers[0].id, pin="9999"))
                 other = (SIGNING_PINS if kind is Kind.SIGNING else AUTH_PINS)[
                     1 if slot.pin == (SIGNING_PINS if kind is Kind.SIGNING else AUTH_PINS)[0] else 0
                 ]
@@ -575,6 +620,28 @@ def _far(world: World, state: State) -> list[A.Action]:
     return [a for a in _edges(world, state) if a.minutes > 3 * DAY]
 
 
+def _near_edges(world: World, state: State) -> list[A.Action]:
+    return [a for a in _edges(world, state) if a.minutes <= 3 * DAY]
+
+
+def _midway(world: World, state: State) -> int:
+    """How far a user is into a flow they would go on with: 2 while a PIN in use has a wrong entry counted or is locked;
+    1 while a PIN waits to be set, a certificate is on hold (a phone or card reported lost) or a model change's deletion
+    is queued for a phone that still has the app it is addressed to; 0 otherwise."""
+    waiting = False
+    for ps in state.phones.values():
+        for kind, slot in ps.se.slots.items():
+            if (slot.pin_status is PinStatus.SET and slot.tries_left == max_tries(world, kind)) or not _in_use(state, slot):
+                continue
+            if slot.pin_status is PinStatus.TEMP_BLOCKED:
+                waiting = True
+            else:
+                return 2
+    if waiting or any(c.status is CertStatus.SUSPENDED for c in state.phone_certs.values()):
+        return 1
+    return int(any(dl.push_token is not None and dl.push_token == state.phones[d].app_token for (d, _p), dl in state.deletions.items()))
+
+
 _BRANCHES: tuple[tuple[int, Callable[[World, State], list[A.Action]] | None], ...] = (
     (15, _near_progress),
     (6, _deep),
@@ -594,15 +661,53 @@ party, one in sixteen steps to an edge instant (a deadline or a minute either si
 has random arguments, one in fifty jumps to a distant instant; shrinking leans towards index 0, towards progress."""
 _TABLE = tuple(build for weight, build in _BRANCHES for _ in range(weight))
 
+_MIDWAY_BRANCHES: tuple[tuple[int, Callable[[World, State], list[A.Action]] | None], ...] = (
+    (12, _near_progress),
+    (12, _deep),
+    (4, probe_actions),
+    (9, _flows),
+    (20, life_actions),
+    (2, relying_party_actions),
+    (3, _edges),
+    (4, None),
+    (1, _far),
+)
+"""The branches while a user is part way through a flow (_midway): users finish what they started. The flow's next step
+(the deep flow's, a user's walk after registering) is drawn about half the time, over twice as often as otherwise; time
+steps and random arguments keep their share of the draws (without them, a card certificate renewed or revoked while
+phone certificates follow it, the cascade's trigger, became rare)."""
+_PIN_WALK_BRANCHES: tuple[tuple[int, Callable[[World, State], list[A.Action]] | None], ...] = (
+    (8, _near_progress),
+    (6, _deep),
+    (3, probe_actions),
+    (5, _flows),
+    (30, life_actions),
+    (2, relying_party_actions),
+    (2, _near_edges),
+    (2, None),
+)
+"""The branches while a PIN in use has a wrong entry counted or is locked: a user who mistyped tries again (and again,
+on to the lock), and one locked out initialises the PIN, more often than they change phones: the walk's next step is
+drawn one time in two, and time steps go no further than three days (a jump of years would expire the card certificate
+the initialisation needs, which was most of why it failed)."""
+_TABLES = (
+    _TABLE,
+    tuple(build for weight, build in _MIDWAY_BRANCHES for _ in range(weight)),
+    tuple(build for weight, build in _PIN_WALK_BRANCHES for _ in range(weight)),
+)
+"""The branch tables by _midway's answer."""
+
 
 def action_strategy(world: World, state: State) -> st.SearchStrategy[A.Action]:
     """A strategy for one next action, given the state the spec is in."""
     random = _random_actions(world).map(lambda a: _resolve_holder(state, a))
 
+    table = _TABLES[_midway(world, state)]
+
     def branch(i: int) -> st.SearchStrategy[A.Action]:
         # Only the branch drawn is built: listing every branch's actions at every step would cost most of a run's time.
-        build = _TABLE[i]
+        build = table[i]
         options = build(world, state) if build is not None else []
         return st.sampled_from(options) if options else random
 
-    return st.integers(0, len(_TABLE) - 1).flatmap(branch)
+    return st.integers(0, len(table) - 1).flatmap(branch)

@@ -33,12 +33,13 @@ from mjpki.spec.world import World
 __all__ = ["TOUR_SCOPES", "MAX_RUN", "BOUNDARY_TRIES", "TourRun", "Boundary", "Tour", "build_tour", "default_tour"]
 
 TOUR_SCOPES: tuple[Scope, ...] = (
-    Scope(persons=1, phones=2, depth=4, symmetry=False),
-    Scope(persons=1, phones=2, depth=3, start="onboarded", expiry=True, os_auth=True, symmetry=False),
+    Scope(persons=1, phones=2, depth=4, symmetry=False, verifier=True),
+    Scope(persons=1, phones=2, depth=3, start="onboarded", expiry=True, os_auth=True, symmetry=False, verifier=True),
 )
 """The tour's scopes: one person with two phones (the second unheld: a transfer target), from the start to depth 4 and
 from the onboarded state (both phone certificates in force) to depth 3 with OS authentication and jumps to the next
-expiry. Small enough to explore in a few seconds at the start of a run; between them they reach every deadline kind."""
+expiry, both with the relying-party probes. Small enough to explore in a few seconds at the start of a run; between them
+they reach every deadline kind."""
 
 MAX_RUN = 24
 """Steps a tour run takes after its start before a new run begins (shorter runs localise a divergence better)."""

@@ -28,7 +28,7 @@ from mjpki.properties.invariants import STATE_INVARIANTS, check_state, check_tra
 from mjpki.spec import actions as A
 from mjpki.spec.assumptions import Variants
 from mjpki.spec.clock import DAY, HOUR
-from mjpki.spec.domain import AuthMethod, Kind
+from mjpki.spec.domain import AuthMethod, Kind, Profile
 from mjpki.spec.machine import next_instants, step
 from mjpki.spec.observe import observe
 from mjpki.spec.outcome import Outcome
@@ -76,6 +76,9 @@ class Scope:
     os_auth: bool = False
     """Include OS authentication (PIN-6): enrolling it, unlocking the screen (primary authentication) and biometric login,
     so that the 72-hour primary-authentication deadline occurs."""
+    verifier: bool = False
+    """Include relying-party probes (SP-1, CA-3, CA-4): each person's latest certificate of every kind and profile put to
+    a card-only and a phone-only verifier, and one the CA never issued. They change no state: edges only, no new states."""
     variants: Variants = field(default_factory=Variants)
     birth: date = date(1990, 6, 15)
     """Every person's birth date (one for all, so that persons stay interchangeable). A birthday inside the time horizon
@@ -106,6 +109,7 @@ class Scope:
             f"holds={'on' if self.holds else 'off'}, card auth={'on' if self.card_auth else 'off'}, "
             f"pins={'on' if self.pins else 'off'}, "
             + ("os auth=on, " if self.os_auth else "")
+            + ("verifier=on, " if self.verifier else "")
             + f"symmetry={'on' if self.symmetry else 'off'}, start={self.start}, "
             f"born {self.birth.isoformat()}"
             + "".join(f", {n}={v}" for n, v in self.variants.to_json().items() if v != Variants().to_json()[n])
@@ -204,6 +208,15 @@ def alphabet(world: World, state: State, scope: Scope) -> Iterator[A.Action]:
         if scope.card_auth:
             yield A.RevokeCardCertificate(person=p, kind=Kind.AUTH)
         yield A.RevokeWithCard(person=p)
+        if scope.verifier:
+            for kind in Kind:
+                for profile in Profile:
+                    issued = len(state.issued(p, kind, profile))
+                    if issued:  # the latest only: the earlier ones are revoked or superseded, answered like it
+                        yield from (
+                            A.VerifyCertificate(person=p, kind=kind, profile=profile, index=issued - 1, accept=accept) for accept in Profile
+                        )
+                    yield A.VerifyCertificate(person=p, kind=kind, profile=profile, index=issued, accept=profile)
         if scope.holds:
             yield A.ReportPhoneLost(person=p)
             yield A.PhoneFound(person=p)
@@ -250,111 +263,142 @@ class Canon:
         self.world = world
         syms = _symmetries(world, start if start is not None else initial_state(world))
         self.symmetries = syms if symmetry else syms[:1]
+        self._makers = [_KeyMaker(world, pm, dm) for pm, dm in self.symmetries]
 
     def key(self, state: State) -> tuple[Any, ...]:
         """The class of this state."""
-        keys = [canonical_key(self.world, state, pm, dm) for pm, dm in self.symmetries]
-        # Keys mix None and numbers, so they are ordered by their text; any total order will do.
-        return keys[0] if len(keys) == 1 else min(keys, key=repr)
+        return self.key_and_orbit(state)[0]
 
     def orbit(self, state: State) -> int:
         """How many distinct states (without symmetry reduction) this state's class stands for."""
-        return len({canonical_key(self.world, state, pm, dm) for pm, dm in self.symmetries})
+        return self.key_and_orbit(state)[1]
 
     def key_and_orbit(self, state: State) -> tuple[tuple[Any, ...], int]:
         """The class of this state and its orbit size, each symmetric image's key computed once for both."""
-        keys = [canonical_key(self.world, state, pm, dm) for pm, dm in self.symmetries]
+        keys = [m.key(state) for m in self._makers]
         if len(keys) == 1:
             return keys[0], 1
-        return min(keys, key=repr), len(set(keys))
+        return _least(keys), len(set(keys))
+
+
+def _least(keys: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """One of a class's keys, the same whichever state of the class they were computed from.
+
+    Every state of a class has the same set of symmetric keys, so any choice that depends on the key alone will do.
+    Keys mix None and numbers (no < between them): the least hash, and the least text among keys of equal hash (rare;
+    the text of a key costs seven times its hash)."""
+    best = min(keys, key=hash)
+    ties = [k for k in keys if k != best and hash(k) == hash(best)]
+    return min([best, *ties], key=repr) if ties else best
 
 
 def canonical_key(world: World, state: State, pmap: dict[str, str], dmap: dict[str, str]) -> tuple[Any, ...]:
     """The state with persons and phones renamed and every fresh value renumbered by where it is held."""
-    se_name = {ph.se_id: world.phone(dmap[ph.id]).se_id for ph in world.phones}
-    numbers: dict[int, int] = {}
+    return _KeyMaker(world, pmap, dmap).key(state)
 
-    def n(v: int | None) -> int | None:
-        if v is None:
-            return None
-        if v not in numbers:
-            numbers[v] = len(numbers)
-        return numbers[v]
 
-    persons = sorted(state.persons.items(), key=lambda kv: pmap[kv[0]])
-    phones = sorted(state.phones.items(), key=lambda kv: dmap[kv[0]])
-    key: list[Any] = [state.now]
-    for pid, ps in persons:
-        key.append((pmap[pid], n(ps.card_signing), n(ps.card_auth)))
-    for did, ph in phones:
-        se = ph.se
+class _KeyMaker:
+    """canonical_key for one renaming of persons and phones, with what depends on the renaming alone computed once."""
+
+    __slots__ = ("dmap", "dorder", "pmap", "porder", "se_name")
+
+    def __init__(self, world: World, pmap: dict[str, str], dmap: dict[str, str]) -> None:
+        self.pmap, self.dmap = pmap, dmap
+        self.se_name = {ph.se_id: world.phone(dmap[ph.id]).se_id for ph in world.phones}
+        self.porder = sorted(pmap, key=pmap.__getitem__)
+        self.dorder = sorted(dmap, key=dmap.__getitem__)
+
+    def key(self, state: State) -> tuple[Any, ...]:
+        """The state with persons and phones renamed and every fresh value renumbered by where it is held."""
+        pmap, dmap, se_name = self.pmap, self.dmap, self.se_name
+        numbers: dict[int, int] = {}
+        number = numbers.setdefault  # the next number to a value not numbered yet: len(numbers) is taken before it is added
+
+        def n(v: int | None) -> int | None:
+            return None if v is None else number(v, len(numbers))
+
+        sp, sd = state.persons, state.phones
+        # Every person and phone of the world is in a state; the sort by the renamed id is done once, in __init__.
+        persons = [(p, sp[p]) for p in self.porder] if len(sp) == len(self.porder) else sorted(sp.items(), key=lambda kv: pmap[kv[0]])
+        phones = [(d, sd[d]) for d in self.dorder] if len(sd) == len(self.dorder) else sorted(sd.items(), key=lambda kv: dmap[kv[0]])
+        key: list[Any] = [state.now]
+        for pid, ps in persons:
+            key.append((pmap[pid], n(ps.card_signing), n(ps.card_auth)))
+        for did, ph in phones:
+            se = ph.se
+            slots = se.slots
+            key.append(
+                (
+                    dmap[did],
+                    None if ph.holder is None else pmap[ph.holder],
+                    n(ph.app_token),
+                    ph.applet_ready,
+                    ph.online,
+                    ph.push_enabled,
+                    ph.os_auth_enrolled,
+                    ph.last_primary_auth,
+                    tuple(sorted((k.value, v) for k, v in ph.held_pins.items())) if ph.held_pins else (),
+                    se.applet,
+                    n(se.nonce),
+                    tuple(
+                        (k.value, pmap[s.person], n(s.key_id), n(s.cert_serial), s.pin_status.value, s.pin, s.tries_left)
+                        for k, s in sorted(slots.items(), key=lambda kv: kv[0].value)
+                    )
+                    if slots
+                    else (),
+                )
+            )
+        apps = state.applications
+        for _pid, app in sorted(apps.items(), key=lambda kv: pmap[kv[0]]) if len(apps) > 1 else apps.items():
+            key.append(
+                (
+                    "app",
+                    pmap[app.person],
+                    dmap[app.phone],
+                    tuple(sorted(k.value for k in app.kinds)),
+                    n(app.commitment),
+                    n(app.card_serial),
+                    n(app.push_token),
+                    app.push_due,
+                    app.notified,
+                )
+            )
+
+        def cert_sort(c: Any) -> tuple[Any, ...]:
+            return (pmap[c.person], c.kind.value, c.issued_at, c.serial)
+
+        def record(c: Any) -> tuple[Any, ...]:
+            return (
+                n(c.serial),
+                pmap[c.person],
+                c.kind.value,
+                c.status.value,
+                tuple(sorted(h.value for h in c.holds)) if c.holds else (),
+                c.issued_at,
+                c.expiry,
+                c.revoked_at,
+                c.reason and c.reason.value,
+            )
+
+        for c in sorted(state.card_certs.values(), key=cert_sort):
+            key.append(("card", *record(c)))
+        for c in sorted(state.phone_certs.values(), key=cert_sort):
+            follows = tuple(sorted(n(s) for s in c.follows))  # type: ignore[type-var]
+            links = (se_name[c.se_id], n(c.card_serial), follows, n(c.key_id), n(c.commitment), n(c.presented_r), n(c.push_token))
+            key.append(("phone", *record(c), *links))
+        key.append(tuple(sorted((n(s), se_name[se]) for s, se in state.linkage.items())))
+        dels = state.deletions
         key.append(
-            (
-                dmap[did],
-                None if ph.holder is None else pmap[ph.holder],
-                n(ph.app_token),
-                ph.applet_ready,
-                ph.online,
-                ph.push_enabled,
-                ph.os_auth_enrolled,
-                ph.last_primary_auth,
-                tuple(sorted((k.value, v) for k, v in ph.held_pins.items())),
-                se.applet,
-                n(se.nonce),
-                tuple(
-                    (k.value, pmap[s.person], n(s.key_id), n(s.cert_serial), s.pin_status.value, s.pin, s.tries_left)
-                    for k, s in sorted(se.slots.items(), key=lambda kv: kv[0].value)
-                ),
+            tuple(
+                sorted(
+                    (dmap[d.phone], pmap[d.person], tuple(sorted(n(s) for s in d.serials)), n(d.push_token), d.deadline)
+                    for d in dels.values()
+                )
             )
+            if dels
+            else ()
         )
-    for _pid, app in sorted(state.applications.items(), key=lambda kv: pmap[kv[0]]):
-        key.append(
-            (
-                "app",
-                pmap[app.person],
-                dmap[app.phone],
-                tuple(sorted(k.value for k in app.kinds)),
-                n(app.commitment),
-                n(app.card_serial),
-                n(app.push_token),
-                app.push_due,
-                app.notified,
-            )
-        )
-
-    def cert_sort(c: Any) -> tuple[Any, ...]:
-        return (pmap[c.person], c.kind.value, c.issued_at, c.serial)
-
-    def record(c: Any) -> tuple[Any, ...]:
-        holds = tuple(sorted(h.value for h in c.holds))
-        return (
-            n(c.serial),
-            pmap[c.person],
-            c.kind.value,
-            c.status.value,
-            holds,
-            c.issued_at,
-            c.expiry,
-            c.revoked_at,
-            c.reason and c.reason.value,
-        )
-
-    for c in sorted(state.card_certs.values(), key=cert_sort):
-        key.append(("card", *record(c)))
-    for c in sorted(state.phone_certs.values(), key=cert_sort):
-        follows = tuple(sorted(n(s) for s in c.follows))  # type: ignore[type-var]
-        links = (se_name[c.se_id], n(c.card_serial), follows, n(c.key_id), n(c.commitment), n(c.presented_r), n(c.push_token))
-        key.append(("phone", *record(c), *links))
-    key.append(tuple(sorted((n(s), se_name[se]) for s, se in state.linkage.items())))
-    key.append(
-        tuple(
-            sorted(
-                (dmap[d.phone], pmap[d.person], tuple(sorted(n(s) for s in d.serials)), n(d.push_token), d.deadline)
-                for d in state.deletions.values()
-            )
-        )
-    )
-    return tuple(key)
+        return tuple(key)
 
 
 # --- the search -----------------------------------------------------------------------------------------
@@ -430,6 +474,7 @@ def explore(
     state_invariants_on_every_edge: bool = False,
     invariants: bool = True,
     keep_parallel: bool = False,
+    on_level: Callable[[int, int], bool] | None = None,
 ) -> Exploration:
     """Explore every state reachable in the scope; check every state invariant on every state, every transition one on every edge.
 
@@ -439,6 +484,9 @@ def explore(
     the graph alone (mjpki.properties.edge_tour needs nothing else): per_invariant stays empty. A DiGraph holds one edge
     per pair of states, so most refusals (self-loops) are not on it; `keep_parallel=True` keeps the others as well, as
     (action, outcome, successor) in the node attribute "parallel" (the tour needs every (rule, outcome) pair).
+    `on_level(d, states)` is called when every state at depth d - 1 has been expanded, that is when every run of up to
+    d actions has been checked (a bounded model check of depth d over the scope's alphabet); if it returns False the
+    search stops there (complete=False).
     """
     started = time.perf_counter()
     world = scope_world(scope)
@@ -477,7 +525,11 @@ def explore(
         node = frontier.popleft()
         data = graph.nodes[node]
         depth = data["depth"]
-        depth_reached = max(depth_reached, depth)
+        if depth > depth_reached:
+            depth_reached = depth
+            if on_level is not None and not on_level(depth, graph.number_of_nodes()):
+                complete = False
+                break
         if depth >= scope.depth:
             complete = False
             continue

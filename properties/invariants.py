@@ -342,6 +342,12 @@ def _verifier(world: World, pre: Observation, a: A.Action, o: Outcome, post: Obs
         serial = slot.cert_serial if slot else None
     elif isinstance(a, A.UseCard):
         serial = pre.current_card.get((a.person, a.kind))
+    elif isinstance(a, A.VerifyCertificate):
+        # The serial the system's verifier names (its own). One the records do not hold is an UNKNOWN_CERTIFICATE the
+        # step's outcome already differs on (SP-1, CA-4); this invariant judges the status of the certificates it has.
+        serial = o.details.get("serial")  # type: ignore[assignment]
+        if not isinstance(serial, int) or pre.cert(serial) is None:
+            return []
     else:
         return []
     cert = pre.cert(serial) if serial is not None else None

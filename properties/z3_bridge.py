@@ -38,7 +38,7 @@ from mjpki.properties.z3_encoding import (
 from mjpki.spec import actions as A
 from mjpki.spec.assumptions import Variants
 from mjpki.spec.clock import fifth_birthday_expiry, push_due
-from mjpki.spec.domain import AuthMethod, HoldCause, Kind, SPKind
+from mjpki.spec.domain import AuthMethod, HoldCause, Kind, Profile, SPKind
 from mjpki.spec.rules import pin_well_formed
 from mjpki.spec.state import PhoneCert, State
 from mjpki.spec.world import World
@@ -236,6 +236,8 @@ def action_params(world: World, state: State, action: A.Action, num: Numbering) 
     if isinstance(action, A.UseCard):
         sp = world.service_provider(action.sp)
         p.update(sp_private=sp.kind is SPKind.PRIVATE, sp_approved=sp.approved)
+    if isinstance(action, A.VerifyCertificate):
+        p.update(index=action.index, flag=action.accept is Profile.PHONE)
     if isinstance(action, A.ChangePin):
         p.update(pin_a=num.pin(action.old_pin), pin_b=num.pin(action.new_pin), wf_b=pin_well_formed(action.kind, action.new_pin))
     if isinstance(action, A.InitialisePin):
@@ -352,6 +354,10 @@ def decode_action(world: World, num: Numbering, model: z3.ModelRef, a: Params) -
     pin_b = num.pin_str(iv(a.pin_b)) if "pin_b" in inst.params else None
     if cls is A.IssueCardCertificate or cls is A.RevokeCardCertificate or cls is A.UseCard:
         return cls(person=person, kind=kind, **({"sp": sp} if cls is A.UseCard else {}))  # type: ignore[call-arg]
+    if cls is A.VerifyCertificate:
+        profile = Profile.CARD if inst.profile == REC_CARD else Profile.PHONE
+        accept = Profile.PHONE if bv(a.flag) else Profile.CARD
+        return A.VerifyCertificate(person=person, kind=kind, profile=profile, index=iv(a.index), accept=accept)  # type: ignore[arg-type]
     if cls in (A.ChangePersonalData, A.ReportCardLost, A.CardFound, A.DeliverIssuancePush, A.ReportPhoneLost, A.PhoneFound):
         return cls(person=person)  # type: ignore[call-arg]
     if cls in (A.InstallApp, A.UninstallApp, A.PrepareApplet, A.UnlockScreen, A.DeliverDeletionPush, A.FactoryReset):

@@ -32,7 +32,7 @@ import z3
 from mjpki.spec import actions as A
 from mjpki.spec.assumptions import Variants
 from mjpki.spec.clock import DAY, DELETION_WINDOW, PRIMARY_AUTH_INTERVAL, PUSH_DELAY, PUSH_WINDOW_CLOSE, PUSH_WINDOW_OPEN
-from mjpki.spec.domain import CASCADING_REASONS, AuthMethod, CertStatus, Kind, PhoneLinkage, PinStatus, RevocationReason
+from mjpki.spec.domain import CASCADING_REASONS, AuthMethod, CertStatus, Kind, PhoneLinkage, PinStatus, Profile, RevocationReason
 from mjpki.spec.reasons import Reason
 
 __all__ = [
@@ -266,11 +266,13 @@ class Params:
     """push_due(now) (ISS-7): computed by the world in exact readings, free in proofs."""
     expiry: z3.ArithRef
     """fifth_birthday_expiry(birth, now) of a new card certificate (VAL-2): likewise."""
+    index: z3.ArithRef
+    """Which of a person's certificates of a kind and profile a verifier is shown (ASM-CERTIFICATE-BY-ISSUE-ORDER)."""
 
     @classmethod
     def symbolic(cls, prefix: str) -> Params:
         """Parameters as fresh constants."""
-        ints = ("tag", "person", "phone", "to", "pin_a", "pin_b", "minutes", "due", "expiry")
+        ints = ("tag", "person", "phone", "to", "pin_a", "pin_b", "minutes", "due", "expiry", "index")
         return cls(
             **{
                 n: (z3.Int(f"{prefix}.{n}") if n in ints else z3.Bool(f"{prefix}.{n}"))
@@ -299,6 +301,8 @@ class Instance:
     """The parameters this instance reads (the others are ignored)."""
     pin_kinds: tuple[tuple[str, int], ...] = ()
     """Which PIN parameters are PINs of which kind, for the well-formedness table of exact readings."""
+    profile: int | None = None
+    """The record type (REC_CARD, REC_PHONE) of the certificate a VerifyCertificate instance presents."""
 
     @property
     def kind_enum(self) -> Kind | None:
@@ -366,6 +370,8 @@ class Encoder:
         self.android11: Callable[[z3.ArithRef], z3.BoolRef] = fns.get("android11") or z3.Function("android11", z3.IntSort(), z3.BoolSort())
         self.bio3: Callable[[z3.ArithRef], z3.BoolRef] = fns.get("bio3") or z3.Function("bio3", z3.IntSort(), z3.BoolSort())
         self.choices: list[z3.ExprRef] = []
+        self._nth: dict[tuple[int, ...], tuple[z3.ArithRef, tuple[z3.ExprRef, ...]]] = {}
+        """nth_issued's unbounded choices by the terms they are over (kept alive with them, so that their ids stay theirs)."""
 
     def max_tries(self, k: int) -> int:
         """PIN-3 retry limit of kind k."""
@@ -598,6 +604,32 @@ class Encoder:
         )
         b.refuse(pin != st.slot(k, "pin")[ph], Reason.WRONG_PIN, wrong)
         return st.set(**{f"s{k}_tries": z3.Store(tries, ph, self.max_tries(k))})
+
+    def nth_issued(self, st: ZState, p: z3.ExprRef, k: int, rec: int, index: z3.ArithRef) -> z3.ArithRef:
+        """The serial of person p's index-th record of kind k and type rec in serial order, 0 if there is none
+        (ASM-CERTIFICATE-BY-ISSUE-ORDER); unbounded, any record of that person, kind and type or 0 (an over-approximation)."""
+
+        def match(s: z3.ArithRef) -> z3.BoolRef:
+            return z3.And(st.rec[s] == rec, st.person[s] == p, st.kind[s] == k)
+
+        if not self.dom.finite:
+            # One choice per pre-state and parameters: the rule and a step invariant over the same step must mean the
+            # same certificate, or the invariant could not be proved about the one the rule judged.
+            over = (st.rec, st.person, st.kind, p, index)
+            key = (*(t.get_id() for t in over), k, rec)
+            if key not in self._nth:
+                c = z3.Int(f"choice!{next(_counter)}")
+                self.choices.append(c)
+                self._nth[key] = (c, over)
+            c = self._nth[key][0]
+            return z3.If(z3.And(c >= 1, match(c)), c, z3.IntVal(0))  # type: ignore[return-value]
+        val: z3.ArithRef = z3.IntVal(0)
+        seen: z3.ArithRef = z3.IntVal(0)  # how many matching records have smaller serials
+        for i in range(1, (self.dom.serials or 0) + 1):
+            s = z3.IntVal(i)
+            val = z3.If(z3.And(match(s), seen == index), s, val)  # type: ignore[assignment]
+            seen = seen + z3.If(match(s), 1, 0)  # type: ignore[assignment]
+        return val
 
     def verifier(self, b: _Branches, st: ZState, c: z3.ExprRef) -> None:
         """The verifier's check at the certificate's own profile (ASM-VERIFIER-ORDER), refusals keep st."""
@@ -945,6 +977,19 @@ def _use_card(e: Encoder, inst: Instance, st: ZState, a: Params) -> Effect:
     return b.accept(st)
 
 
+@_rule(A.VerifyCertificate)
+def _verify_certificate(e: Encoder, inst: Instance, st: ZState, a: Params) -> Effect:
+    k, rec = inst.kind, inst.profile
+    assert k is not None and rec is not None
+    b = _Branches(st)
+    # flag: the verifier accepts phone certificates (else card ones); the profile is read first (ASM-RELYING-PARTY-ORDER).
+    b.refuse(a.flag if rec == REC_CARD else z3.Not(a.flag), Reason.WRONG_PROFILE)
+    c = e.nth_issued(st, a.person, k, rec, a.index)
+    b.refuse(c == 0, Reason.UNKNOWN_CERTIFICATE)
+    e.verifier(b, st, c)
+    return b.accept(st)
+
+
 @_rule(A.ChangePin)
 def _change_pin(e: Encoder, inst: Instance, st: ZState, a: Params) -> Effect:
     k = inst.kind
@@ -1222,6 +1267,8 @@ def _instances() -> tuple[Instance, ...]:
         )
     for k, kn in kinds:
         out.append(Instance(f"UseCard[{kn}]", A.UseCard, k, params=("person", "sp_private", "sp_approved")))
+        for rec, pn in ((REC_CARD, "card"), (REC_PHONE, "phone")):
+            out.append(Instance(f"VerifyCertificate[{kn},{pn}]", A.VerifyCertificate, k, params=("person", "index", "flag"), profile=rec))
         out.append(
             Instance(f"ChangePin[{kn}]", A.ChangePin, k, params=("phone", "pin_a", "pin_b", "wf_b"), pin_kinds=(("pin_a", k), ("pin_b", k)))
         )
@@ -1256,9 +1303,12 @@ def instance_of(action: A.Action) -> Instance:
     """The instance a concrete spec action belongs to."""
     kind = getattr(action, "kind", None)
     method = getattr(action, "method", None)
+    profile = getattr(action, "profile", None)
+    rec = None if profile is None else (REC_CARD if profile is Profile.CARD else REC_PHONE)
     for inst in INSTANCES:
         same_kind = inst.kind is None or inst.kind_enum is kind or inst.action in (A.Authenticate, A.Sign)
-        if inst.action is type(action) and same_kind and (inst.method is None or inst.method is method):
+        same_profile = inst.profile is None or inst.profile == rec
+        if inst.action is type(action) and same_kind and same_profile and (inst.method is None or inst.method is method):
             return inst
     raise ValueError(f"no instance for {action}")
 

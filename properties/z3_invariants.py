@@ -298,6 +298,10 @@ def _verifier(e: Encoder, inst: Instance, pre: ZState, a: Params, code: z3.Arith
         assert inst.kind is not None
         c = pre.card_of(inst.kind)[a.person]
         known = z3.And(c != 0, pre.rec[c] != REC_NONE)
+    elif inst.action is A.VerifyCertificate:
+        assert inst.kind is not None and inst.profile is not None
+        c = e.nth_issued(pre, a.person, inst.kind, inst.profile, a.index)
+        known = z3.And(c != 0, pre.rec[c] != REC_NONE)
     else:
         return z3.BoolVal(True)
     return z3.Implies(_accepted(code), z3.And(known, e.in_force(pre, c)))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar
 
-from mjpki.spec.domain import AuthMethod, Kind, PersonId, PhoneId
+from mjpki.spec.domain import AuthMethod, Kind, PersonId, PhoneId, Profile
 
 __all__ = [
     "Action",
@@ -35,6 +35,7 @@ __all__ = [
     "Authenticate",
     "Sign",
     "UseCard",
+    "VerifyCertificate",
     "ChangePin",
     "InitialisePin",
     # revocation, suspension, deletion
@@ -251,6 +252,21 @@ class UseCard(Action):
     sp: str
 
 
+@_action("verifier")
+class VerifyCertificate(Action):
+    """A relying party's verifier checks one certificate: its profile against those it accepts, then its status (SP-1)."""
+
+    person: PersonId
+    kind: Kind
+    profile: Profile
+    """The profile of the certificate presented (CA-3): a card or a phone certificate."""
+    index: int
+    """Which of the person's certificates of this kind and profile: 0 the first the CA issued, 1 the next, and so on
+    (ASM-CERTIFICATE-BY-ISSUE-ORDER); an index past the last names a certificate this CA never issued."""
+    accept: Profile
+    """The one profile this verifier accepts (a service that takes card certificates only, or phone ones only)."""
+
+
 @_action("user")
 class ChangePin(Action):
     """Change a phone PIN, knowing the current one (PIN-5)."""
@@ -391,7 +407,7 @@ def _enum(cls: type[Enum], value: Any, where: str) -> Any:
 
 
 def _from_json(hint: Any, value: Any, where: str) -> Any:
-    if hint in (Kind, AuthMethod):
+    if hint in (Kind, AuthMethod, Profile):
         return _enum(hint, value, where)
     if hint == frozenset[Kind]:
         if not isinstance(value, list):

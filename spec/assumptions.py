@@ -136,11 +136,38 @@ ASSUMPTIONS: dict[str, Assumption] = {
             "applet-level search, so the suite's own probes never block such a card.",
         ),
         Assumption(
+            name="ASM-SE-SLOT-KEY",
+            reqs=("ISS-5", "ISS-6"),
+            text="GET SLOT STATUS says whether a slot holds a key, not which one. Where the harness reads a phone's SE "
+            "over APDUs, a slot's key is taken to be the one its certificate certifies: WRITE CERTIFICATE installs "
+            "only a certificate for the slot's own key (docs/apdu-interface.md), which the applet-level checks judge. "
+            "A slot counts as the lifecycle's slot when it holds a key, a certificate and a PIN status (as the "
+            "reference reads it); key pairs without a certificate are outside the lifecycle spec's view.",
+        ),
+        Assumption(
             name="ASM-VERIFIER-ORDER",
             reqs=("ACL-2", "ACL-3", "VAL-3", "REV-5", "SUS-4"),
             text="Before any PIN is asked, the app checks the return URL whitelist and the private "
             "provider's approval. After the key was used, the verifier checks the validity period "
             "first, then revocation, then suspension, at the CRL/OCSP of the certificate's profile.",
+        ),
+        Assumption(
+            name="ASM-RELYING-PARTY-ORDER",
+            reqs=("SP-1", "CA-3", "CA-4", "REV-5", "SUS-4"),
+            text="A relying party's verifier that accepts one profile only (card or phone certificates) reads the "
+            "certificate's profile (its policy OID, CA-3) first and refuses one of the other profile without asking "
+            "anyone; only then does it check the validity period and ask the OCSP of the certificate's own profile "
+            "(CA-4) in the order of ASM-VERIFIER-ORDER. An OCSP answer of unknown (a certificate this CA never "
+            "issued) is a refusal, never good. SP-1 says a verifier can tell the two apart and checks status at the "
+            "responder of the certificate's kind; the sources give no order between the two checks.",
+        ),
+        Assumption(
+            name="ASM-CERTIFICATE-BY-ISSUE-ORDER",
+            reqs=("SP-1", "CA-2"),
+            text="A step that presents a certificate to a verifier names it by person, kind, profile and issue "
+            "order (0 the first of those the CA issued), never by serial: a system's serials are its own (CA-2 asks "
+            "only that they are unique). An index past the last names a certificate of that person, kind and "
+            "profile that this CA never issued (a forgery under the CA's name).",
         ),
         Assumption(
             name="ASM-EXPIRY-INSTANT",

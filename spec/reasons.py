@@ -71,6 +71,10 @@ class Reason(Enum):
     CERT_EXPIRED = ("cert_expired", ("VAL-3", "REV-5"))
     CERT_REVOKED = ("cert_revoked", ("REV-4", "REV-5", "DEL-3"))
     CERT_SUSPENDED = ("cert_suspended", ("SUS-4", "REV-5"))
+    # A certificate of a profile this verifier does not accept (a phone one where only card ones are taken, or vice versa).
+    WRONG_PROFILE = ("wrong_profile", ("SP-1", "CA-3"))
+    # A certificate this CA never issued: the OCSP of its profile answers unknown, never good.
+    UNKNOWN_CERTIFICATE = ("unknown_certificate", ("SP-1", "CA-4"))
 
     # --- revocation, suspension, deletion ---
     NOTHING_TO_REVOKE = ("nothing_to_revoke", ("REV-4",))

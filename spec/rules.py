@@ -774,6 +774,25 @@ def _use_card(world: World, state: State, a: A.Action) -> Step:
 
 
 @rule(
+    A.VerifyCertificate,
+    reqs=("SP-1", "CA-3", "CA-4", "REV-5", "SUS-4", "VAL-3"),
+    reasons=(R.WRONG_PROFILE, R.UNKNOWN_CERTIFICATE, R.CERT_EXPIRED, R.CERT_REVOKED, R.CERT_SUSPENDED),
+)
+def _verify_certificate(world: World, state: State, a: A.Action) -> Step:
+    assert isinstance(a, A.VerifyCertificate)
+    # ASM-RELYING-PARTY-ORDER: the profile (CA-3) is read from the certificate before any status is asked (SP-1).
+    if a.profile is not a.accept:
+        return state, refused(R.WRONG_PROFILE, profile=a.profile.value)
+    issued = state.issued(a.person, a.kind, a.profile)
+    if not 0 <= a.index < len(issued):
+        return state, refused(R.UNKNOWN_CERTIFICATE)  # CA-4: the OCSP of its profile answers unknown, never good
+    cert = issued[a.index]
+    if (why := _verifier(world, state, cert)) is not None:
+        return state, refused(why, serial=cert.serial)
+    return state, accepted(serial=cert.serial, profile=cert.profile.value)
+
+
+@rule(
     A.ChangePin,
     reqs=("PIN-5", "PIN-1", "PIN-3"),
     reasons=(R.APP_NOT_INSTALLED, R.NO_CERTIFICATE, R.PIN_FORMAT_INVALID, R.PIN_NOT_SET, R.PIN_LOCKED, R.WRONG_PIN),

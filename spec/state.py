@@ -196,6 +196,11 @@ class State:
         """The person's phone certificates that are neither revoked nor expired."""
         return tuple(c for c in self.phone_certs_of(person) if c.live(self.now))
 
+    def issued(self, person: PersonId, kind: Kind, profile: Profile) -> tuple[CardCert, ...]:
+        """The person's certificates of this kind and profile, in the order the CA issued them (ASM-CERTIFICATE-BY-ISSUE-ORDER)."""
+        records = self.card_certs if profile is Profile.CARD else self.phone_certs
+        return tuple(sorted((c for c in records.values() if c.person == person and c.kind is kind), key=lambda c: c.serial))
+
     def phone_slot_cert(self, phone: PhoneId, kind: Kind) -> PhoneCert | None:
         """The certificate record of the certificate written in the phone's SE slot, if any."""
         slot = self.phones[phone].se.slots.get(kind)

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import ocsp
 
 import mjpki.impl.system
+from mjpki.adapters.reference import se_keys_for
 from mjpki.adapters.system import SystemAdapter
 from mjpki.impl.ca import JpkiCa, build_ocsp_request
 from mjpki.impl.records import ApplicationRecord, CertRecord, CrlRecord
@@ -41,7 +42,7 @@ from mjpki.spec.reasons import Reason as R
 from mjpki.spec.world import World
 from tests.swap import swapped
 
-__all__ = ["Fault", "FAULTY", "LYING", "SHARED_PERSONS", "shared_parts", "reference_factory"]
+__all__ = ["Fault", "FAULTY", "LYING", "LYING_SE", "SHARED_PERSONS", "shared_parts", "reference_factory"]
 
 SHARED_PERSONS: tuple[PersonId, ...] = ("P1", "P2", "P3")
 """Persons whose card keys are generated once per process (base_world's); others get fresh keys."""
@@ -58,7 +59,8 @@ def shared_parts() -> tuple[JpkiCa, dict[PersonId, rsa.RSAPrivateKey]]:
 def _build(cls: type[ReferenceSystem]) -> Callable[[World], SystemAdapter]:
     def make(world: World) -> SystemAdapter:
         ca, keys = shared_parts()
-        return cls(world, ca=ca, card_keys=dict(keys))
+        # The SEs hold the keys $MJPKI_REFERENCE_SE_KEYS gives, as the reference's do, so the suite can read them (mjpki.se_read).
+        return cls(world, ca=ca, card_keys=dict(keys), se_keys=se_keys_for(world))
 
     make.__qualname__ = make.__name__ = cls.__name__
     return make
@@ -113,9 +115,15 @@ class CommitmentNotChecked(ReferenceSystem):
         application = self.records.get_application(a.person)
         if application is None:
             return super()._do_Register(a)
-        # The check is still there and still runs; it just never sees R.
-        with swapped(mjpki.impl.system, "commitment_of", lambda _r: application.commitment):
-            return super()._do_Register(a)
+        # The check is still there and still runs; it just never sees R. The early check against the S this SE last
+        # answered goes the same way: it is the application's S compared with itself.
+        known = self._last_s.pop(a.phone, None)
+        try:
+            with swapped(mjpki.impl.system, "commitment_of", lambda _r: application.commitment):
+                return super()._do_Register(a)
+        finally:
+            if known is not None:
+                self._last_s.setdefault(a.phone, known)
 
 
 # --- the JPKI system's business rules -------------------------------------------------------------------------------
@@ -314,6 +322,22 @@ class OcspGoodWhileOnHold(ReferenceSystem):
         )
 
 
+class VerifierIgnoresProfile(ReferenceSystem):
+    """The relying party's verifier takes a certificate of either profile: it checks the signature and the status, not the policy OID."""
+
+    def _accepts_profile(self, profile: Profile, accept: Profile) -> bool:
+        return True  # the mistake: the certificate's profile is not compared with the one the service accepts (SP-1, CA-3)
+
+
+class VerifierAcceptsUnknown(ReferenceSystem):
+    """The relying party's verifier reads an OCSP answer of unknown as good: it looks only for a revocation or a hold."""
+
+    def _ocsp_verdict(self, response: ocsp.OCSPResponse) -> R | None:
+        if response.certificate_status is ocsp.OCSPCertStatus.UNKNOWN:
+            return None  # the mistake: "not revoked" read as "good", for a serial the CA never issued (CA-4)
+        return super()._ocsp_verdict(response)
+
+
 # --- the push service -----------------------------------------------------------------------------------------------
 
 
@@ -400,6 +424,33 @@ class PhoneListedOnCardCrl(ReferenceSystem):
         return super()._crl(kind, profile, entries)
 
 
+# --- what its SEs hold: the observation reports the slots the spec expects, the SEs hold something else ---------------
+# On self-report alone it conforms; the harness catches it when it reads the SEs over APDUs (mjpki.se_read,
+# tests/test_se_read.py).
+
+
+class DeletionAcknowledgedNotDone(ReferenceSystem):
+    """The SP-TSM acknowledges a deletion and drops the slots from its own account, but DELETE KEYS AND CERTIFICATES never
+    reaches the SE: the old phone keeps the keys and certificates (a TSM that records the job before it runs it)."""
+
+    def __init__(self, world: World, **kwargs: Any) -> None:
+        super().__init__(world, **kwargs)
+        self._claimed: set[tuple[PhoneId, Serial]] = set()
+        """(phone, certificate serial) the SP-TSM reported deleted."""
+
+    def _slots(self, phone: PhoneId, *, reuse: bool = False) -> dict[Kind, Any]:
+        slots = super()._slots(phone, reuse=reuse)  # what GET SLOT STATUS says, less what the TSM believes it deleted
+        return {k: s for k, s in slots.items() if (phone, s.cert_serial) not in self._claimed}
+
+    def _sp_tsm_delete(self, phone: PhoneId, serials: set[Serial]) -> tuple[str, ...]:
+        targets = {k: s.cert_serial for k, s in self._slots(phone).items() if s.cert_serial in serials}
+        for kind, serial in targets.items():  # the mistake: the job is marked done, the DELETE is never sent
+            self._claimed.add((phone, serial))  # type: ignore[arg-type]
+            self._slot_keys.pop((phone, kind), None)
+            self._temp_pins.pop((phone, kind), None)
+        return tuple(sorted(k.value for k in targets))
+
+
 # --- the register ---------------------------------------------------------------------------------------------------
 
 
@@ -439,13 +490,17 @@ FAULTY: dict[str, Fault] = {
         _fault("push-ignores-due-time", ("ISS-7",), "push service", PushIgnoresDueTime, "issue-both-kinds"),
         _fault("signing-pin-init-resets-auth", ("PIN-2",), "SP-TSM", SigningPinInitResetsAuthPin, "search"),
         _fault("revoke-with-card-keeps-keys", ("MCH-2",), "JPKI system", RevokeWithCardKeepsKeys, "search"),
-        _fault("lifting-one-hold-resumes", ("SUS-2",), "records", LiftingOneHoldResumes, "held-for-phone-and-card"),
+        # Whichever hold it drops: the card's (found first) while the phone is still lost breaks SUS-1's hold, the phone's
+        # while the card is still lost SUS-2's.
+        _fault("lifting-one-hold-resumes", ("SUS-2", "SUS-1"), "records", LiftingOneHoldResumes, "held-for-phone-and-card"),
         _fault(
             "deletion-push-ignores-setting", ("MCH-3",), "push service", DeletionPushIgnoresSetting, "deletion-push-while-notifications-off"
         ),
         _fault("revoke-skips-locked-pin", ("REV-1",), "app", RevokeFromPhoneSkipsLockedPin, "revoke-from-phone-with-locked-pin"),
         _fault("os-auth-keeps-old-pin", ("PIN-6",), "app", OsAuthKeepsOldPin, "os-auth-after-pin-change"),
         _fault("deletion-window-one-day", ("MCH-2", "MCH-3"), "push service", DeletionWindowOneDay, "deletion-late-within-48-hours"),
+        _fault("verifier-ignores-profile", ("SP-1", "CA-3"), "relying party", VerifierIgnoresProfile, "verifier-tells-phone-from-card"),
+        _fault("verifier-accepts-unknown", ("SP-1", "CA-4"), "relying party", VerifierAcceptsUnknown, "verifier-tells-phone-from-card"),
         _fault(
             "deletion-of-what-the-slot-holds-now",
             ("DEL-1",),
@@ -468,3 +523,11 @@ LYING: dict[str, Fault] = {
     )
 }
 """Systems whose observation() reports what the spec expects while their artefacts are wrong: only mjpki.published catches them."""
+
+
+LYING_SE: dict[str, Fault] = {
+    f.name: f
+    for f in (_fault("deletion-acknowledged-not-done", ("MCH-4",), "SP-TSM", DeletionAcknowledgedNotDone, "model-change-old-online"),)
+}
+"""Systems whose observation() reports the SE slots the spec expects while their SEs hold something else: only the harness's
+own reading of the SEs over APDUs (mjpki.se_read) catches them."""

@@ -19,7 +19,7 @@ from mjpki.impl.system import OFFICIAL_APP_HASH, OTHER_APP_HASH, ReferenceSystem
 from mjpki.properties.invariants import check_state, check_transition
 from mjpki.scenarios import APIN, SPIN, Expect, base_world, onboard, to_morning
 from mjpki.spec import actions as A
-from mjpki.spec.domain import CertStatus, Kind, Profile, RevocationReason
+from mjpki.spec.domain import AuthMethod, CertStatus, Kind, Profile, RevocationReason
 from mjpki.spec.machine import next_instants
 from mjpki.spec.machine import step as spec_step
 from mjpki.spec.state import State, initial_state
@@ -255,3 +255,59 @@ def test_every_spec_action_has_an_implementation() -> None:
 
     missing = [name for name in ACTION_TYPES if not callable(getattr(ReferenceSystem, f"_do_{name}", None))]
     assert not missing, f"spec actions without an implementation: {missing}"
+
+
+def _register_on_the_wrong_se() -> list[A.Action]:
+    """P1 registered on D1, applied again on D1, then on D3 (the application now D3's), and registers on D1 (found by the
+    stateful search, shrunk by mjpki.minimise): the refused registration must leave D1's SE as it was."""
+    both = frozenset({Kind.AUTH, Kind.SIGNING})
+    apply = {"signing_pin": SPIN, "auth_pin": APIN, "card_signature_valid": True}
+    return [
+        A.InstallApp(phone="D1"),
+        A.PrepareApplet(phone="D1"),
+        A.Apply(person="P1", phone="D1", kinds=frozenset({Kind.AUTH}), consent=False, auth_pin=APIN, card_signature_valid=True),
+        A.AdvanceTime(minutes=480),
+        A.DeliverIssuancePush(person="P1"),
+        A.Register(person="P1", phone="D1"),
+        A.InstallApp(phone="D3"),
+        A.PrepareApplet(phone="D3"),
+        A.Apply(person="P1", phone="D1", kinds=both, consent=True, **apply),
+        A.Apply(person="P1", phone="D3", kinds=both, consent=False, **apply),
+        A.AdvanceTime(minutes=7),
+        A.SetPin(phone="D1", kind=Kind.AUTH),
+        A.DeliverIssuancePush(person="P1"),
+        A.Register(person="P1", phone="D1"),
+        A.Authenticate(phone="D1", sp="portal", method=AuthMethod.OS_CREDENTIAL),
+    ]
+
+
+def test_a_refused_registration_leaves_the_se_as_it_was(world: World, ca: JpkiCa) -> None:
+    """COMMITMENT_MISMATCH changes nothing (ISS-5): the reference refuses before GENERATE KEY PAIR would replace D1's keys.
+
+    Before the fix the SE generated new key pairs over D1's registered auth slot, and the next key use said NO_CERTIFICATE
+    where the spec says OS_AUTH_NOT_ENROLLED; the second half shows the same run without the early check diverges there.
+    """
+    from mjpki.lockstep import Lockstep
+
+    class Forgetful(dict[str, bytes]):
+        def get(self, key: object, default: object = None) -> None:  # type: ignore[override]
+            return None
+
+    def reference(w: World) -> ReferenceSystem:
+        return ReferenceSystem(w, ca=ca)
+
+    def without_the_check(w: World) -> ReferenceSystem:
+        system = ReferenceSystem(w, ca=ca)
+        system._last_s = Forgetful()  # type: ignore[assignment]
+        return system
+
+    for factory, diverges in ((reference, False), (without_the_check, True)):
+        run = Lockstep(factory, world, system_name=factory.__name__)
+        for action in _register_on_the_wrong_se():
+            run.step(action)
+            if run.divergence is not None:
+                break
+        run.close()
+        assert (run.divergence is not None) is diverges, run.divergence
+        if diverges:
+            assert run.divergence is not None and run.divergence.index == 14

@@ -256,6 +256,10 @@ def test_rev5_verifier_accepts_revoked() -> None:
     assert card is not None
     held = with_cert(GOOD, card, replace(card, status=CertStatus.SUSPENDED))
     assert steps_fire("verifier_accepts_only_in_force", held, A.UseCard(person="P1", kind=Kind.AUTH, sp="portal"), accepted(), held)
+    # A relying party's verifier (SP-1) is judged on the serial it names: held, it must not be accepted.
+    probe = A.VerifyCertificate(person="P1", kind=Kind.AUTH, profile=Profile.CARD, index=0, accept=Profile.CARD)
+    assert steps_fire("verifier_accepts_only_in_force", held, probe, accepted(serial=card.serial, profile="card"), held)
+    assert not steps_fire("verifier_accepts_only_in_force", GOOD, probe, accepted(serial=card.serial, profile="card"), GOOD)
 
 
 def test_pin4_initialisation_on_foreign_se() -> None:

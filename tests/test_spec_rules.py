@@ -96,6 +96,38 @@ def test_phone_and_card_certificates_are_told_apart() -> None:
     assert all(c.card_serial == card_signing for c in phone_certs)
 
 
+def test_relying_party_checks_the_profile_before_the_status() -> None:
+    """SP-1, CA-3, CA-4 (ASM-RELYING-PARTY-ORDER): a card-only or phone-only verifier reads the profile first, then the
+    status at that profile's OCSP; a certificate the CA never issued is refused, never good."""
+    state = onboarded()
+
+    def verify(st: State, kind: Kind, profile: Profile, accept: Profile, index: int = 0, person: str = "P1") -> str:
+        new, out = step(WORLD, st, A.VerifyCertificate(person=person, kind=kind, profile=profile, index=index, accept=accept))
+        assert new is st, "a verifier changes nothing"
+        return out.code
+
+    for kind in Kind:
+        for profile in Profile:
+            assert verify(state, kind, profile, profile) == "ACCEPTED"
+            other = Profile.CARD if profile is Profile.PHONE else Profile.PHONE
+            assert verify(state, kind, profile, other) == "WRONG_PROFILE"
+            assert verify(state, kind, profile, profile, index=1) == "UNKNOWN_CERTIFICATE"
+            assert verify(state, kind, profile, profile, index=-1) == "UNKNOWN_CERTIFICATE"
+            assert verify(state, kind, profile, other, index=1) == "WRONG_PROFILE"  # the profile before the OCSP
+    assert verify(state, Kind.SIGNING, Profile.CARD, Profile.CARD, person="P3") == "UNKNOWN_CERTIFICATE"  # P3 has no card
+    out = step(WORLD, state, A.VerifyCertificate(person="P1", kind=Kind.AUTH, profile=Profile.PHONE, index=0, accept=Profile.PHONE))[1]
+    assert out.details["serial"] == state.phones["D1"].se.slots[Kind.AUTH].cert_serial and out.details["profile"] == "phone"
+    held = step(WORLD, state, A.ReportPhoneLost(person="P1"))[0]
+    assert verify(held, Kind.AUTH, Profile.PHONE, Profile.PHONE) == "CERT_SUSPENDED"
+    assert verify(held, Kind.AUTH, Profile.PHONE, Profile.CARD) == "WRONG_PROFILE"
+    assert verify(held, Kind.AUTH, Profile.CARD, Profile.CARD) == "ACCEPTED"  # a lost phone holds no card certificate
+    renewed = step(WORLD, state, A.IssueCardCertificate(person="P1", kind=Kind.AUTH))[0]
+    assert verify(renewed, Kind.AUTH, Profile.CARD, Profile.CARD) == "CERT_REVOKED"  # the superseded one
+    assert verify(renewed, Kind.AUTH, Profile.CARD, Profile.CARD, index=1) == "ACCEPTED"
+    expired = step(WORLD, renewed, A.AdvanceTime(minutes=40 * 365 * 24 * 60))[0]
+    assert verify(expired, Kind.AUTH, Profile.CARD, Profile.CARD) == "CERT_EXPIRED"  # the validity period before the status
+
+
 def test_wrong_pin_counts_down_and_a_right_one_restores() -> None:
     """PIN-3 (ASM-PIN-RESET-BY-CORRECT-ENTRY)."""
     state = onboarded()

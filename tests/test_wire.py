@@ -261,7 +261,7 @@ def test_capabilities_decide_which_optional_methods_a_wire_adapter_has(tmp_path:
         assert not hasattr(bare, "artefacts") and not hasattr(bare, "ocsp")
         assert spec.hello().capabilities == frozenset()
         first, second = url(base_world()), url(base_world())  # two sessions on one server do not mix
-        assert url.hello().capabilities == {"artefacts", "ocsp"}
+        assert url.hello().capabilities == {"artefacts", "ocsp", "se_apdu"}
         first.step(AdvanceTime(minutes=90))
         assert first.observation().now == 90 and second.observation().now == 0
         art = first.artefacts()
@@ -437,3 +437,55 @@ def test_the_python_host_serves_http_too(tmp_path: Path) -> None:
         [sys.executable, "-m", "mjpki.adapter_host", "nosuchmodule:factory"], capture_output=True, text=True, cwd=ROOT, timeout=60
     )
     assert taken.returncode == 2 and taken.stderr.count("\n") == 1 and "cannot import 'nosuchmodule'" in taken.stderr
+
+
+def test_serve_system_serves_two_runs_at_once_each_with_its_own_system() -> None:
+    # Two clients run a scenario against one server at the same time. Each system's build waits, at a barrier, for the
+    # other's build to start: a server that answered one request at a time would never get both there (the barrier breaks
+    # and `new` fails). Each session keeps its own system, so both runs agree with the spec at every step.
+    import threading
+
+    from mjpki.adapters.reference import factory as reference
+    from mjpki.wire.serve import make_server
+
+    both_building = threading.Barrier(2, timeout=60)
+    built: list[int] = []
+
+    def factory(world: Any) -> Any:
+        both_building.wait()
+        system = reference(world)
+        built.append(id(system))
+        return system
+
+    server = make_server(factory, name="barrier", port=0)
+    assert server.server_address[0] == "127.0.0.1"  # the loopback default
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    scenario = SCENARIOS[SCENARIO_CHECKS[0].partition(":")[2]]
+    found: dict[int, Any] = {}
+
+    def run(client: int) -> None:
+        wire = http_factory(url, timeout=60, start_timeout=60)
+        lockstep = Lockstep(wire, scenario.world, timeout=70, system_name=f"client {client}")
+        for e in scenario.steps:
+            lockstep.step(e.action)
+        lockstep.close()
+        found[client] = (lockstep.divergence, len(lockstep.steps))
+
+    try:
+        clients = [threading.Thread(target=run, args=(n,)) for n in (1, 2)]
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join(timeout=240)
+        assert not any(c.is_alive() for c in clients)
+    finally:
+        server.shutdown()
+        server.close_sessions()
+        server.server_close()
+    assert found == {n: (None, len(scenario.steps)) for n in (1, 2)}, found
+    assert len(set(built)) == 2 and not server.sessions  # a system per session, each closed by its client
+    for thread in [t for t in threading.enumerate() if t.name == "mjpki-serve-session"]:
+        thread.join(timeout=30)  # a closed session's thread ends: none is left behind per session
+        assert not thread.is_alive()

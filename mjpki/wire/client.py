@@ -1,8 +1,8 @@
 """The suite's side of `mjpki-adapter/1`: a `SystemAdapter` whose calls are messages over a `Transport`.
 
 `WireFactory` is an `AdapterFactory`: each call sends `new` (connecting first, or reconnecting after the transport
-failed) and returns a `WireAdapter` for that system. The adapter has `artefacts()` and `ocsp()` only when the other side
-offers them (its capabilities), so the suite's `getattr(system, "artefacts", None)` sees what the system can do.
+failed) and returns a `WireAdapter` for that system. The adapter has `artefacts()`, `ocsp()` and `se_apdu()` only when the
+other side offers them (its capabilities), so the suite's `getattr(system, "artefacts", None)` sees what the system can do.
 Every failure (a deadline, a dead process, a malformed reply, `ok: false`) is an `AdapterError`: a failed step.
 """
 
@@ -21,6 +21,7 @@ from mjpki.spec.observe import Observation
 from mjpki.spec.outcome import Outcome
 from mjpki.spec.world import World
 from mjpki.wire.protocol import (
+    CAPABILITIES,
     PROTOCOL,
     AdapterSaid,
     Hello,
@@ -113,6 +114,17 @@ class _WithOcsp:
             raise AdapterError("ocsp reply: response must be base64 DER") from None
 
 
+class _WithSeApdu:
+    def se_apdu(self: Any, phone: str, apdu: bytes) -> bytes:
+        """The response (data || SW) of the phone's SE to one command APDU (offered: `se_apdu` in its capabilities)."""
+        reply = self._call("se_apdu", phone=phone, apdu=base64.b64encode(apdu).decode("ascii"))
+        response = reply.get("response")
+        try:
+            return base64.b64decode(response if isinstance(response, str) else "-", validate=True)
+        except ValueError:
+            raise AdapterError("se_apdu reply: response must be base64 (data || SW)") from None
+
+
 @cache
 def _adapter_class(capabilities: frozenset[str]) -> type[WireAdapter]:
     """WireAdapter with exactly the optional methods the system offers."""
@@ -121,6 +133,8 @@ def _adapter_class(capabilities: frozenset[str]) -> type[WireAdapter]:
         bases.append(_WithArtefacts)
     if "ocsp" in capabilities:
         bases.append(_WithOcsp)
+    if "se_apdu" in capabilities:
+        bases.append(_WithSeApdu)
     if not bases:
         return WireAdapter
     name = "WireAdapter_" + "_".join(sorted(capabilities))
@@ -129,6 +143,10 @@ def _adapter_class(capabilities: frozenset[str]) -> type[WireAdapter]:
 
 class WireFactory:
     """An AdapterFactory over a transport: connects on first use and again after the transport failed."""
+
+    enforces_deadline = True
+    """Every call it and its adapters make carries its own deadline (the transport fails it, killing a hung child), so
+    the lockstep makes their calls on its own thread, with no worker thread to time them (mjpki.lockstep.Lockstep)."""
 
     def __init__(
         self, connect: Callable[[], Transport], *, name: str, timeout: float, start_timeout: float, sessions: Callable[[], dict[str, Any]]
@@ -155,7 +173,7 @@ class WireFactory:
         caps = reply.get("capabilities")
         offered = hello.capabilities
         if isinstance(caps, list):
-            offered = frozenset(c for c in caps if isinstance(c, str)) & frozenset({"artefacts", "ocsp"})
+            offered = frozenset(c for c in caps if isinstance(c, str)) & frozenset(CAPABILITIES)
         return _adapter_class(offered)(transport, session=session, timeout=self.timeout)
 
     def _ready(self) -> tuple[Transport, Hello]:

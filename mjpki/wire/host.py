@@ -47,7 +47,7 @@ def factory_capabilities(factory: AdapterFactory) -> list[str]:
 
 
 class Session:
-    """One client's system: built by `new`, driven by step/observation/artefacts/ocsp, released by `close`."""
+    """One client's system: built by `new`, driven by step/observation/artefacts/ocsp/se_apdu, released by `close`."""
 
     def __init__(self, factory: AdapterFactory, *, name: str) -> None:
         self.factory = factory
@@ -89,9 +89,17 @@ class Session:
                 raise ProtocolError(f"this adapter does not offer {op} (not in its capabilities)")
             if op == "artefacts":
                 return {"artefacts": artefacts_to(call())}
-            der = _base64(message.get("request"), "ocsp.request")
             import base64
 
+            if op == "se_apdu":
+                phone = message.get("phone")
+                if not isinstance(phone, str) or not phone:
+                    raise ProtocolError("se_apdu.phone must be a phone id")
+                response = call(phone, _base64(message.get("apdu"), "se_apdu.apdu"))
+                if not isinstance(response, bytes | bytearray):
+                    raise TypeError(f"se_apdu returned {type(response).__name__}, not bytes")
+                return {"response": base64.b64encode(bytes(response)).decode("ascii")}
+            der = _base64(message.get("request"), "ocsp.request")
             return {"response": base64.b64encode(call(der)).decode("ascii")}
         raise ProtocolError(f"unknown op {op!r}")
 

@@ -8,13 +8,14 @@ Over stdin/stdout each message is one line of UTF-8 JSON; over HTTP each request
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mjpki.adapters.artefacts import Artefacts
 from mjpki.spec.actions import Action, action_from_json
 from mjpki.spec.codec import CodecError, decode, encode
-from mjpki.spec.observe import Observation
+from mjpki.spec.observe import CertView, Observation, SlotView
 from mjpki.spec.outcome import Outcome
 from mjpki.spec.reasons import Reason
 from mjpki.spec.world import World
@@ -42,9 +43,9 @@ __all__ = [
 ]
 
 PROTOCOL = "mjpki-adapter/1"
-OPS = ("hello", "new", "step", "observation", "artefacts", "ocsp", "close")
-"""Every request's op: hello first, then per system new, step/observation (and artefacts/ocsp if offered), close."""
-CAPABILITIES = ("artefacts", "ocsp")
+OPS = ("hello", "new", "step", "observation", "artefacts", "ocsp", "se_apdu", "close")
+"""Every request's op: hello first, then per system new, step/observation (and artefacts/ocsp/se_apdu if offered), close."""
+CAPABILITIES = ("artefacts", "ocsp", "se_apdu")
 """Optional ops an adapter offers by naming them in its hello reply's capabilities."""
 MAX_LINE = 16 * 1024 * 1024
 """The longest message, in bytes (a reply with every artefact fits many times over); longer is a protocol violation."""
@@ -145,28 +146,91 @@ def outcome_from(data: Any) -> Outcome:
         raise ProtocolError(f"outcome: {exc}") from None
 
 
+class _Last:
+    """The last value converted and what it became: a system hands over the same observation and artefacts step after
+    step while nothing changes, and converting them again (JSON, base64) would be most of the wire's cost. One tuple,
+    replaced whole, so that threads serving other sessions never see one's input with another's result."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: tuple[Any, Any] | None = None
+
+    def same_object(self, given: Any, make: Callable[[Any], Any]) -> Any:
+        """make(given), or what it made last time if given is the very object it was given then (values are immutable)."""
+        last = self._last
+        if last is not None and last[0] is given:
+            return last[1]
+        made = make(given)
+        self._last = (given, made)
+        return made
+
+    def equal_data(self, given: Any, make: Callable[[Any], Any]) -> Any:
+        """make(given), or what it made last time if given is, as JSON text, the data it was given then: the same object
+        back, which the lockstep recognises as already judged. (As text, not ==: true == 1 in Python, not in the codec.)"""
+        text = json.dumps(given)
+        last = self._last
+        if last is not None and last[0] == text:
+            return last[1]
+        made = make(given)  # raises, remembering nothing, for data that does not decode
+        self._last = (text, made)
+        return made
+
+
+_OBSERVATION_TO, _OBSERVATION_FROM, _ARTEFACTS_TO, _ARTEFACTS_FROM = _Last(), _Last(), _Last(), _Last()
+
+
 def observation_to(obs: Observation) -> Any:
     """An observation reply's observation (every field of Observation and its views)."""
-    return encode(Observation, obs)
+    return _OBSERVATION_TO.same_object(obs, lambda o: encode(Observation, o))
+
+
+_VIEWS: dict[tuple[type, str], Any] = {}
+"""(CertView or SlotView, its JSON text) -> the view: most of an observation is as it was at the step before."""
+
+
+def _views(cls: type, data: Any, where: str) -> Any:
+    """A list of views decoded one by one, each once per JSON text (the views are immutable)."""
+    if not isinstance(data, list):
+        return data  # decode() names what is wrong with it
+    out = []
+    for i, item in enumerate(data):
+        key = (cls, json.dumps(item))
+        view = _VIEWS.get(key)
+        if view is None:
+            view = decode(cls, item, f"{where}[{i}]")
+            if len(_VIEWS) >= 8192:
+                _VIEWS.clear()
+            _VIEWS[key] = view
+        out.append(view)
+    return tuple(out)
+
+
+def _decode_observation(data: Any) -> Observation:
+    if not isinstance(data, dict) or not isinstance(data.get("certs"), list) or not isinstance(data.get("slots"), list):
+        return decode(Observation, data, "observation")  # type: ignore[no-any-return]
+    certs, slots = _views(CertView, data["certs"], "observation.certs"), _views(SlotView, data["slots"], "observation.slots")
+    rest = decode(Observation, {**data, "certs": [], "slots": []}, "observation")
+    return replace(rest, certs=certs, slots=slots)
 
 
 def observation_from(data: Any) -> Observation:
-    """The observation of an observation reply."""
+    """The observation of an observation reply (the same object as last time for the same data)."""
     try:
-        return decode(Observation, data, "observation")
+        return _OBSERVATION_FROM.equal_data(data, _decode_observation)  # type: ignore[no-any-return]
     except CodecError as exc:
         raise ProtocolError(str(exc)) from None
 
 
 def artefacts_to(art: Artefacts) -> Any:
     """An artefacts reply's artefacts: arrays of base64 DER."""
-    return encode(Artefacts, art)
+    return _ARTEFACTS_TO.same_object(art, lambda a: encode(Artefacts, a))
 
 
 def artefacts_from(data: Any) -> Artefacts:
-    """The artefacts of an artefacts reply."""
+    """The artefacts of an artefacts reply (the same object as last time for the same data)."""
     try:
-        return decode(Artefacts, data, "artefacts")
+        return _ARTEFACTS_FROM.equal_data(data, lambda d: decode(Artefacts, d, "artefacts"))  # type: ignore[no-any-return]
     except CodecError as exc:
         raise ProtocolError(str(exc)) from None
 

@@ -49,6 +49,10 @@ def _requests() -> dict[str, Any]:
         "request_ocsp": _message(
             {"id": _ID, "op": op("ocsp"), "request": _B64}, session, doc="Capability ocsp: answer a DER OCSP request (RFC 6960)."
         ),
+        "request_se_apdu": _message(
+            {"id": _ID, "op": op("se_apdu"), "phone": {"type": "string", "minLength": 1}, "apdu": _B64}, session,
+            doc="Capability se_apdu: pass one command APDU to the phone's SE, as the TSMs reach it through the official app.",
+        ),
         "request_close": _message({"id": _ID, "op": op("close")}, session, doc="Release the current system."),
     }  # fmt: skip
 
@@ -68,6 +72,7 @@ def _replies() -> dict[str, Any]:
         ),
         "reply_artefacts": _message({"id": _ID, "ok": ok, "artefacts": {"$ref": "#/$defs/Artefacts"}}, doc="The published artefacts."),
         "reply_ocsp": _message({"id": _ID, "ok": ok, "response": _B64}, doc="The DER OCSP response."),
+        "reply_se_apdu": _message({"id": _ID, "ok": ok, "response": _B64}, doc="The SE's response APDU: data || SW1 SW2."),
         "reply_close": _message({"id": _ID, "ok": ok}, doc="Released."),
         "reply_error": _message(
             {"id": _ID, "ok": {"const": False}, "error": {"type": "string"}},
