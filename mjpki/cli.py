@@ -274,25 +274,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_se_keys(args: argparse.Namespace) -> Any:
-    """--se-keys FILE / --se-test-keys: the SEs' keys the harness reads them with (mjpki.se_read), or None (self-report).
+    """--se-keys FILE / --se-test-keys: the SEs' keys the harness reads them with (mjpki.se_read), or None (self-report)."""
+    from mjpki.se_read import se_keys_for_run
 
-    A Python adapter that mjpki starts (the reference by default) is given the same keys in $MJPKI_REFERENCE_SE_KEYS, so
-    the reference's SEs hold them; a --shim or --url system holds its own. KeysError (a ValueError) when unusable.
-    """
-    from mjpki.impl.isd_keys import KeysError
-    from mjpki.se_read import SE_KEYS_ENV, TEST_SE_KEYS, read_se_keys_file
-
-    if args.se_keys and args.se_test_keys:
-        raise KeysError("give --se-keys FILE or --se-test-keys, not both")
-    if args.se_keys:
-        keys, value = read_se_keys_file(args.se_keys), os.path.abspath(args.se_keys)
-    elif args.se_test_keys:
-        keys, value = TEST_SE_KEYS, "test"
-    else:
-        return None
-    if not (args.shim or args.url):
-        os.environ.setdefault(SE_KEYS_ENV, value)  # one the caller set already wins: it names the reference's own keys
-    return keys
+    return se_keys_for_run(args.se_keys, test_keys=args.se_test_keys, python_adapter=not (args.shim or args.url))
 
 
 def _jobs(text: str) -> int | None:

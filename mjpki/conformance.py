@@ -644,12 +644,13 @@ def render_summary(result: ConformanceResult, *, titles: Mapping[str, str] | Non
             lines += [f"      {p}" for p in r.artefacts]
     lines += [f"{r.check.id}: {r.note}" for r in result.results if r.note]
     on_artefacts = [rid for rid in result.verdicts if judged_on(rid, result.results) == "artefacts"]
+    on_apdu = [rid for rid in result.verdicts if judged_on(rid, result.results) == "apdu"]
+    rest = "; the rest on self-report" + (" or the SE reads below." if on_apdu else ".")
     lines.append(
-        "Judged on the system's own artefacts (CRLs, OCSP, certificates as DER): " + ", ".join(on_artefacts) + "; the rest on self-report."
+        "Judged on the system's own artefacts (CRLs, OCSP, certificates as DER): " + ", ".join(on_artefacts) + rest
         if on_artefacts
         else "Judged on self-report only: the system hands over no artefacts (see docs/adapters.md, artefacts())."
     )
-    on_apdu = [rid for rid in result.verdicts if judged_on(rid, result.results) == "apdu"]
     lines.append(
         "SE slots read over APDUs (GET SLOT STATUS under SCP03, mjpki.se_read) for: " + ", ".join(on_apdu) + "."
         if on_apdu

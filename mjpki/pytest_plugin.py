@@ -109,6 +109,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--jpki-applet", metavar="MODULE:CLASS", help="run the applet-level checks on this GpSe-like class (in process)")
     group.addoption("--jpki-reader", metavar="NAME", help="run the applet-level checks on the card in this PC/SC reader (destructive)")
     group.addoption("--jpki-keys", metavar="FILE", help="the --jpki-reader SE's ISD SCP03 keys, JSON (or $MJPKI_SE_KEYS)")
+    group.addoption(
+        "--jpki-se-keys", metavar="FILE", help="read the SE slots over APDUs (se_apdu) with these SCP03 keys (as mjpki run --se-keys)"
+    )
+    group.addoption("--jpki-se-test-keys", action="store_true", help="the same with GlobalPlatform's test keys (a test system only)")
 
 
 _DEFAULT_DB = ".mjpki/examples"
@@ -168,9 +172,14 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     from mjpki.adapterspec import AdapterSpecError
     from mjpki.known_failures import KnownFailuresError, load_known_failures
+    from mjpki.se_read import SeKeyedFactory, se_keys_for_run
     from mjpki.wire.choose import choose_system
 
     try:
+        # First: a Python adapter mjpki starts gets the SE keys in its environment.
+        se_keys = se_keys_for_run(
+            config.getoption("--jpki-se-keys"), test_keys=config.getoption("--jpki-se-test-keys"), python_adapter=not (shim or url)
+        )
         chosen = choose_system(
             adapter=spec, shim=shim, url=url, in_process=config.getoption("--jpki-in-process"),
             step_timeout=config.getoption("--jpki-step-timeout"), memory_mb=config.getoption("--jpki-adapter-memory"), prefix="--jpki-",
@@ -182,6 +191,10 @@ def pytest_configure(config: pytest.Config) -> None:
     problem = chosen.start()  # an adapter that cannot start is a usage error, not the same failure in every check
     if problem:
         raise pytest.UsageError(problem)
+    if se_keys is not None:
+        from dataclasses import replace
+
+        chosen = replace(chosen, factory=SeKeyedFactory(chosen.factory, se_keys))
     db = config.getoption("--jpki-db")
     config.stash[_KEY] = ConformanceSession(
         adapter=chosen.name,

@@ -45,6 +45,7 @@ __all__ = [
     "SeKeyedFactory",
     "parse_se_keys",
     "read_se_keys_file",
+    "se_keys_for_run",
     "se_keys_from_reference_environment",
     "read_se",
     "slot_views",
@@ -140,6 +141,26 @@ def read_se_keys_file(path: str | os.PathLike[str]) -> SeKeys:
     except UnicodeDecodeError:
         raise KeysError(f"SE keys file {path} is not ASCII text") from None
     return parse_se_keys(text, source=str(path))
+
+
+
+def se_keys_for_run(path: str | None, *, test_keys: bool, python_adapter: bool) -> SeKeys | None:
+    """The keys a run reads the SEs with (--se-keys FILE or --se-test-keys), or None: the SE slots are judged on self-report.
+
+    A Python adapter that mjpki starts (the reference by default) is given the same keys in $MJPKI_REFERENCE_SE_KEYS, so
+    the reference's SEs hold them; a --shim or --url system holds its own. KeysError (a ValueError) when unusable.
+    """
+    if path and test_keys:
+        raise KeysError("give the SE keys file or the test keys, not both")
+    if path:
+        keys, value = read_se_keys_file(path), os.path.abspath(path)
+    elif test_keys:
+        keys, value = TEST_SE_KEYS, "test"
+    else:
+        return None
+    if python_adapter:
+        os.environ.setdefault(SE_KEYS_ENV, value)  # one the caller set already wins: it names the reference's own keys
+    return keys
 
 
 def se_keys_from_reference_environment(environ: Mapping[str, str] | None = None) -> SeKeys | None:

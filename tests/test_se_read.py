@@ -331,3 +331,20 @@ def test_mjpki_run_with_se_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert main(["run", "--se-keys", str(keys), *common]) == 0
     assert main(["run", "--se-keys", str(keys), "--se-test-keys", *common]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_the_pytest_plugin_reads_the_se_with_keys(tmp_path: Path) -> None:
+    """--jpki-se-test-keys: the plugin's checks read the reference's SEs over APDUs, as `mjpki run --se-test-keys` does."""
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != SE_KEYS_ENV}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    command = [
+        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--jpki-adapter=mjpki.adapters.reference:factory",
+        f"--jpki-out={out}", "--jpki-db=", "--jpki-se-test-keys", "-k", SCENARIO,
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads((out / "result.json").read_text())
+    assert result["requirements"]["REV-1"]["judged_on"] == "apdu"
+    both = subprocess.run([*command, "--jpki-se-keys=/nonexistent"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert both.returncode == 4 and "not both" in both.stderr, both.stdout + both.stderr
