@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from mjpki.scenarios import base_world
 from mjpki.spec import actions as A
+from mjpki.spec.clock import DAY
 from mjpki.spec.domain import HoldCause, PinStatus
 from mjpki.spec.machine import next_instants, step
 from mjpki.spec.outcome import Outcome
@@ -61,6 +62,14 @@ FLOWS: dict[str, Marker] = {
     ),
     "registration with a superseded application's R refused": lambda w, s, a, o, t: (
         isinstance(a, A.Register) and o.code == "COMMITMENT_MISMATCH"
+    ),
+    "registration from a phone whose SE holds a stale R refused": lambda w, s, a, o, t: (
+        isinstance(a, A.Register) and o.code == "COMMITMENT_MISMATCH" and s.phones[a.phone].se.nonce is not None
+    ),
+    "time stepped into a queued deletion's last day (the deletion still waiting)": lambda w, s, a, o, t: (
+        isinstance(a, A.AdvanceTime)
+        and o.ok
+        and any(s.now < d.deadline - DAY <= s.now + a.minutes < d.deadline for d in s.deletions.values())
     ),
     "held for phone and card, phone found first": lambda w, s, a, o, t: isinstance(a, A.PhoneFound) and o.ok and _both_holds(s),
     "held for phone and card, card found first": lambda w, s, a, o, t: isinstance(a, A.CardFound) and o.ok and _both_holds(s),

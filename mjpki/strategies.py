@@ -16,7 +16,8 @@ an answer changes (the spec's `next_instants`, one minute either side, the holde
 the anniversary of now), where a deadline configured wrong shows. *Life* actions walk what a user goes through after
 registering, one stage at a time: the screen lock enrolled, the PIN changed behind it and the key used through it, wrong
 entries on to the lock, the locked PIN's uses refused and the PIN initialised; and the old phone's notifications or
-network turned off while its deletion is queued, the push tried, and back on. Users finish what they started: while a
+network turned off while its deletion is queued, time on to a minute before its deadline, the push tried, and back on;
+registering, each of the applicant's phones whose SE holds an R tried. Users finish what they started: while a
 state is part way through such a flow (a PIN mistyped or locked, a deletion queued, a certificate on hold) the branch
 that continues it is drawn more often, and while a PIN is mistyped or locked time moves in days, not years (`_midway`).
 """
@@ -216,9 +217,10 @@ def life_actions(world: World, state: State) -> list[A.Action]:
     the PIN changed behind it and the screen lock used at once; wrong entries on to the lock, then revocation from the
     phone and the other PIN uses with the right PIN, then PIN initialisation (a walk once started is gone on with before
     another of its kind starts); the old phone's notifications (or network) turned off while its deletion is queued after
-    a model change, the push tried, and the setting turned back on; a lost phone or card, the other reported lost too,
-    and both found in either order. Where no such step applies, the deep flow's next step (so a run drawing this branch
-    still gets to a registration)."""
+    a model change, time on to a minute before its deadline, the push tried, and the setting turned back on; registering,
+    each of the applicant's phones whose SE holds an R tried; a lost phone or card, the other reported lost too, and both
+    found in either order. Where none of these but the registrations applies, the deep flow's next step too (so a run
+    drawing this branch still gets to a registration)."""
     out: list[A.Action] = []
     sp = world.service_providers[0].id
     for (d, _p), deletion in state.deletions.items():
@@ -231,6 +233,12 @@ def life_actions(world: World, state: State) -> list[A.Action]:
         else:
             out += [A.DeliverDeletionPush(phone=d)] * 2
             out.append(A.SetPushEnabled(phone=d, enabled=True) if not ps.push_enabled else A.SetOnline(phone=d, online=True))
+            # The phone left unreachable for a while: time on to a minute before the deletion's deadline, the latest instant
+            # it must still be deliverable (MCH-2, MCH-3), then the setting back on. A deadline configured shorter than the
+            # sources' shows only in such a step. The deadline itself and past it are the edge branch's: offered here they
+            # would end most deletions before going back to the old phone (the slot changing hands) gets to them.
+            if deletion.deadline - 1 > state.now:
+                out.append(A.AdvanceTime(minutes=deletion.deadline - 1 - state.now))
     for p in state.persons:
         # A lost phone (or card), then the other reported lost too, then found in either order (SUS-1, SUS-2, SUS-3).
         holds = {h for c in state.live_phone_certs(p) for h in c.holds}
@@ -278,7 +286,18 @@ def life_actions(world: World, state: State) -> list[A.Action]:
         out += started[kind] or fresh[kind]
     if not out and (step := deep_flow_step(world, state)) is not None:
         out.append(step)
+    for p, app in state.applications.items():
+        # Registering, the user tries each of their phones whose SE holds an R: one left stale by a superseding application
+        # must fail the H(R)=S check (ISS-2, ISS-6). Beside the deep flow's step, not instead of it: going back to the old
+        # phone leaves the new one's R stale, and that flow must still be gone on with.
+        if app.notified:
+            out += [A.Register(person=p, phone=d) for d in _stale_r_phones(state, p, app.phone)] * 2
     return out
+
+
+def _stale_r_phones(state: State, person: str, applied_on: str) -> list[str]:
+    """The person's phones other than the one applied from whose SE holds an R (from an application since superseded)."""
+    return [d for d, ps in state.phones.items() if ps.holder == person and d != applied_on and ps.se.nonce is not None]
 
 
 def _in_use(state: State, slot: Slot) -> bool:
@@ -626,8 +645,9 @@ def _near_edges(world: World, state: State) -> list[A.Action]:
 
 def _midway(world: World, state: State) -> int:
     """How far a user is into a flow they would go on with: 2 while a PIN in use has a wrong entry counted or is locked;
-    1 while a PIN waits to be set, a certificate is on hold (a phone or card reported lost) or a model change's deletion
-    is queued for a phone that still has the app it is addressed to; 0 otherwise."""
+    1 while a PIN waits to be set, a certificate is on hold (a phone or card reported lost), a notified application's
+    applicant has another phone whose SE holds an R, or a model change's deletion is queued for a phone that still has
+    the app it is addressed to; 0 otherwise."""
     waiting = False
     for ps in state.phones.values():
         for kind, slot in ps.se.slots.items():
@@ -639,6 +659,8 @@ def _midway(world: World, state: State) -> int:
                 return 2
     if waiting or any(c.status is CertStatus.SUSPENDED for c in state.phone_certs.values()):
         return 1
+    if any(app.notified and _stale_r_phones(state, p, app.phone) for p, app in state.applications.items()):
+        return 1  # registering with another phone of the applicant's at hand
     return int(any(dl.push_token is not None and dl.push_token == state.phones[d].app_token for (d, _p), dl in state.deletions.items()))
 
 
