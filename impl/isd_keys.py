@@ -27,6 +27,7 @@ __all__ = [
     "Keys",
     "parse_keys",
     "read_keys_file",
+    "read_owner_only",
     "keys_from_environment",
     "is_test_keys",
 ]
@@ -82,21 +83,27 @@ def parse_keys(text: str) -> StaticKeys:
     raise ValueError(f"keys must be one AES key (16/24/32 bytes) or three (ENC||MAC||DEK), got {len(raw)} bytes")
 
 
-def read_keys_file(path: str | os.PathLike[str]) -> StaticKeys:
-    """Keys from a regular file of hex text that only its owner can read; KeysError saying what is wrong otherwise."""
+def read_owner_only(path: str | os.PathLike[str], *, what: str, hint: str = "", limit: int = _MAX_FILE) -> bytes:
+    """The bytes of a regular file only its owner can read, at most `limit`; KeysError naming `what` otherwise."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise KeysError(f"cannot read keys file {path}: {exc.strerror or exc}") from None
+        raise KeysError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     with os.fdopen(fd, "rb") as f:
         info = os.fstat(f.fileno())
         if not stat.S_ISREG(info.st_mode):
-            raise KeysError(f"keys file {path} is not a regular file")
+            raise KeysError(f"{what} {path} is not a regular file")
         if info.st_mode & 0o077:
-            raise KeysError(f"keys file {path} is readable by others (mode {stat.S_IMODE(info.st_mode):04o}): chmod 600 it")
-        data = f.read(_MAX_FILE + 1)
-    if len(data) > _MAX_FILE:
-        raise KeysError(f"keys file {path} is larger than {_MAX_FILE} bytes: it should hold hex ENC||MAC||DEK (or one key)")
+            raise KeysError(f"{what} {path} is readable by others (mode {stat.S_IMODE(info.st_mode):04o}): chmod 600 it")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise KeysError(f"{what} {path} is larger than {limit} bytes{hint}")
+    return data
+
+
+def read_keys_file(path: str | os.PathLike[str]) -> StaticKeys:
+    """Keys from a regular file of hex text that only its owner can read; KeysError saying what is wrong otherwise."""
+    data = read_owner_only(path, what="keys file", hint=": it should hold hex ENC||MAC||DEK (or one key)")
     try:
         return parse_keys(data.decode("ascii"))
     except UnicodeDecodeError:

@@ -18,12 +18,11 @@ must be a regular file only its owner can read (mode 0600).
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from mjpki.impl.isd_keys import TEST_KEYS, KeysError, parse_keys
+from mjpki.impl.isd_keys import TEST_KEYS, KeysError, parse_keys, read_owner_only
 from mjpki.impl.scp03 import SCP03Error, SCP03Host, StaticKeys
 from mjpki.spec.apdu import interface as I
 from mjpki.spec.apdu.abstraction import SeView, SlotStatusError, parse_slot_status
@@ -123,19 +122,7 @@ def parse_se_keys(text: str, *, source: str) -> SeKeys:
 
 def read_se_keys_file(path: str | os.PathLike[str]) -> SeKeys:
     """The SE keys from a regular file only its owner can read; KeysError saying what is wrong otherwise."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise KeysError(f"cannot read SE keys file {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise KeysError(f"SE keys file {path} is not a regular file")
-        if info.st_mode & 0o077:
-            raise KeysError(f"SE keys file {path} is readable by others (mode {stat.S_IMODE(info.st_mode):04o}): chmod 600 it")
-        data = f.read(_MAX_FILE + 1)
-    if len(data) > _MAX_FILE:
-        raise KeysError(f"SE keys file {path} is larger than {_MAX_FILE} bytes")
+    data = read_owner_only(path, what="SE keys file", limit=_MAX_FILE)
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:
