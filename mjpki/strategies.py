@@ -478,7 +478,10 @@ def progress_actions(world: World, state: State) -> list[A.Action]:
             se_id = world.phone(d).se_id
             if not live or all(c.se_id == se_id for c in live):
                 missing = BOTH - {c.kind for c in live}
-                for kinds in {missing, *(frozenset({k}) for k in missing)} - {frozenset()}:
+                # In a fixed order (a set of kind sets iterates in hash order, which PYTHONHASHSEED changes: the same
+                # draws would make different runs on another machine, and a shared database would not replay).
+                singles = [frozenset({k}) for k in sorted(missing, key=lambda k: k.value)]
+                for kinds in [missing] + [k for k in singles if len(missing) > 1] if missing else []:
                     out.append(A.Apply(person=h, phone=d, kinds=kinds, signing_pin=SIGNING_PINS[0], auth_pin=AUTH_PINS[0], consent=True))
         for kind, slot in ps.se.slots.items():
             if slot.pin_status is PinStatus.TEMP_BLOCKED:
