@@ -310,6 +310,8 @@ class _KeyMaker:
 
     def key(self, state: State) -> tuple[Any, ...]:
         """The state with persons and phones renamed and every fresh value renumbered by where it is held."""
+        # Enum values read as `_value_` (the member's own attribute; `.value` is a property, and this runs for every
+        # certificate of every state reached).
         pmap, dmap, se_name = self.pmap, self.dmap, self.se_name
         numbers: dict[int, int] = {}
         number = numbers.setdefault  # the next number to a value not numbered yet: len(numbers) is taken before it is added
@@ -337,12 +339,12 @@ class _KeyMaker:
                     ph.push_enabled,
                     ph.os_auth_enrolled,
                     ph.last_primary_auth,
-                    tuple(sorted((k.value, v) for k, v in ph.held_pins.items())) if ph.held_pins else (),
+                    tuple(sorted((k._value_, v) for k, v in ph.held_pins.items())) if ph.held_pins else (),
                     se.applet,
                     n(se.nonce),
                     tuple(
-                        (k.value, pmap[s.person], n(s.key_id), n(s.cert_serial), s.pin_status.value, s.pin, s.tries_left)
-                        for k, s in sorted(slots.items(), key=lambda kv: kv[0].value)
+                        (k._value_, pmap[s.person], n(s.key_id), n(s.cert_serial), s.pin_status._value_, s.pin, s.tries_left)
+                        for k, s in sorted(slots.items(), key=lambda kv: kv[0]._value_)
                     )
                     if slots
                     else (),
@@ -355,7 +357,7 @@ class _KeyMaker:
                     "app",
                     pmap[app.person],
                     dmap[app.phone],
-                    tuple(sorted(k.value for k in app.kinds)),
+                    tuple(sorted(k._value_ for k in app.kinds)),
                     n(app.commitment),
                     n(app.card_serial),
                     n(app.push_token),
@@ -365,19 +367,19 @@ class _KeyMaker:
             )
 
         def cert_sort(c: Any) -> tuple[Any, ...]:
-            return (pmap[c.person], c.kind.value, c.issued_at, c.serial)
+            return (pmap[c.person], c.kind._value_, c.issued_at, c.serial)
 
         def record(c: Any) -> tuple[Any, ...]:
             return (
                 n(c.serial),
                 pmap[c.person],
-                c.kind.value,
-                c.status.value,
-                tuple(sorted(h.value for h in c.holds)) if c.holds else (),
+                c.kind._value_,
+                c.status._value_,
+                tuple(sorted(h._value_ for h in c.holds)) if c.holds else (),
                 c.issued_at,
                 c.expiry,
                 c.revoked_at,
-                c.reason and c.reason.value,
+                c.reason and c.reason._value_,
             )
 
         for c in sorted(state.card_certs.values(), key=cert_sort):

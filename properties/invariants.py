@@ -290,6 +290,8 @@ def _linkage(world: World, obs: Observation) -> list[str]:
 @_step("revoked_stays_revoked", "REV-4")
 def _revoked_final(world: World, pre: Observation, a: A.Action, o: Outcome, post: Observation) -> list[str]:
     """A revoked certificate stays revoked, and no certificate record disappears."""
+    if post is pre:
+        return []  # the same observation (a refusal that changed nothing): every record is still there, as it was
     out = []
     for c in pre.certs:
         after = post.cert(c.serial)
@@ -303,6 +305,8 @@ def _revoked_final(world: World, pre: Observation, a: A.Action, o: Outcome, post
 @_step("suspended_signing_never_resumes", "SUS-3")
 def _signing_never_resumes(world: World, pre: Observation, a: A.Action, o: Outcome, post: Observation) -> list[str]:
     """A suspended signing certificate (card or phone) never becomes active again."""
+    if post is pre:
+        return []  # the same observation: a suspended certificate is still suspended
     out = []
     for c in pre.certs:
         after = post.cert(c.serial)
@@ -375,6 +379,8 @@ _WHOLE_SE = (A.PrepareApplet, A.FactoryReset)  # ISS-8 and DEL-2 act on the whol
 @_step("deletion_touches_only_its_target", "DEL-1", "MCH-4", "REV-1")
 def _deletion_scope(world: World, pre: Observation, a: A.Action, o: Outcome, post: Observation) -> list[str]:
     """A step changes applet data only on the phone it targets, and deletes only revoked certificates' data."""
+    if post is pre:
+        return []  # the same observation: every slot holds what it held
     target = getattr(a, "phone", None)
     after = {(s.phone, s.kind): s for s in post.slots}
     out = []

@@ -48,16 +48,27 @@ class FrozenMap(Mapping[K, V], Generic[K, V]):
     def set(self, key: K, value: V) -> FrozenMap[K, V]:
         """Return a copy with key bound to value."""
         new = dict(self._items)
+        if key in new:
+            new[key] = value
+            return _sorted_already(new)  # the same keys in the same order
         new[key] = value
         return FrozenMap(new)
 
     def remove(self, key: K) -> FrozenMap[K, V]:
         """Return a copy without key (no error if absent)."""
-        return FrozenMap((k, v) for k, v in self._items.items() if k != key)
+        return _sorted_already({k: v for k, v in self._items.items() if k != key})
 
     def update_where(self, pred: Callable[[K, V], bool], fn: Callable[[V], V]) -> FrozenMap[K, V]:
         """Return a copy with fn applied to every value whose (key, value) satisfies pred."""
-        return FrozenMap((k, fn(v) if pred(k, v) else v) for k, v in self._items.items())
+        return _sorted_already({k: fn(v) if pred(k, v) else v for k, v in self._items.items()})
+
+
+def _sorted_already(items: dict[K, V]) -> FrozenMap[K, V]:
+    """A map over items whose keys are in sorted order already (a subset of a map's keys, in its order): no sort."""
+    out: FrozenMap[K, V] = FrozenMap.__new__(FrozenMap)
+    out._items = items
+    out._hash = None
+    return out
 
 
 def _sort_key(key: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 from mjpki.spec import actions as A
 from mjpki.spec.clock import PRIMARY_AUTH_INTERVAL, next_window_edge
@@ -28,15 +29,21 @@ def rule_for(action: A.Action | type[A.Action]) -> RuleSpec:
         raise ValueError(f"{cls.__name__} has no rule; actions with rules: {sorted(c.__name__ for c in RULES)}") from None
 
 
+@functools.cache
+def _named(cls: type[A.Action]) -> tuple[str, ...]:
+    """The fields of an action type that name a person, a phone or a service provider (looked up once per type)."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name in ("person", "to", "phone", "sp"))  # type: ignore[arg-type]
+
+
 def check_action(world: World, action: A.Action) -> None:
     """Raise ValueError if the action names a person, phone or service provider this world lacks."""
-    for f in dataclasses.fields(action):  # type: ignore[arg-type]
-        value = getattr(action, f.name)
-        if f.name in ("person", "to"):
+    for name in _named(type(action)):
+        value = getattr(action, name)
+        if name in ("person", "to"):
             world.person(value)
-        elif f.name == "phone":
+        elif name == "phone":
             world.phone(value)
-        elif f.name == "sp":
+        else:
             world.service_provider(value)
 
 
