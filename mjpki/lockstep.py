@@ -296,7 +296,7 @@ class Lockstep:
             self.steps.append(record)
             return record
         assert isinstance(actual, Outcome)
-        mismatch = _compare(action, expected, actual, self.state)
+        mismatch = _compare(action, expected, actual, self.state, self._obs)
         if mismatch:
             # Blame what differs (the refusal, the detail), not the whole rule (issue 15, part 7); the rule's list only
             # if nothing narrower is known.
@@ -394,10 +394,12 @@ def write_failure(trace: Trace, divergence: Divergence, out_dir: Path, name: str
     return paths
 
 
-def _compare(action: Action, expected: Outcome, actual: Outcome, state: State | None = None) -> tuple[str, tuple[str, ...]] | None:
+def _compare(
+    action: Action, expected: Outcome, actual: Outcome, state: State | None = None, system: Observation | None = None
+) -> tuple[str, tuple[str, ...]] | None:
     """What differs between the outcomes and the requirement IDs it is about (mjpki.spec.blame, given the spec's state
-    after the step), or None."""
-    return blame(action, expected, actual, state=state)
+    after the step and the system's observation before it), or None."""
+    return blame(action, expected, actual, state=state, system=system)
 
 
 def lockstep_machine(

@@ -14,7 +14,9 @@ skipped the spec's. And a refusal that the action's path never gives in the spec
 lock presents the PIN the app holds (ASM-OS-AUTH-PRESENTS-PIN), so a WRONG_PIN on it is PIN-6's, not a wrong entry.
 
 Given the spec's state, the spec's own refusal names the state behind it: a certificate the spec keeps suspended for one
-cause (a lost phone, SUS-1; a lost card, SUS-2) that the system lets through differs from the spec's in that hold.
+cause (a lost phone, SUS-1; a lost card, SUS-2) that the system lets through differs from the spec's in that hold, if the
+system's own records hold it active; if they hold it suspended, the system kept the hold and let the use through anyway
+(SUS-4, REV-5: its verifier or what it publishes).
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from mjpki.spec import actions as A
-from mjpki.spec.domain import AuthMethod, HoldCause
+from mjpki.spec.domain import AuthMethod, CertStatus, HoldCause, Kind
 from mjpki.spec.machine import rule_for
+from mjpki.spec.observe import Observation
 from mjpki.spec.outcome import Outcome
 from mjpki.spec.reasons import Reason as R
 from mjpki.spec.state import State
@@ -108,8 +111,28 @@ def _off_path(action: A.Action, reason: R | None) -> tuple[str, ...]:
     return path if reason is not None and any(reason in _OFF_PATH.get(p, ()) for p in path) else ()
 
 
-def _state_reqs(expected: Outcome, state: State | None) -> tuple[str, ...]:
-    """The requirement behind the state the spec's refusal rests on, where one cause explains it; else ()."""
+def _spec_refusal(action: A.Action, expected: Outcome, actual: Outcome, state: State | None, system: Observation | None) -> tuple[str, ...]:
+    """The requirements a spec refusal the system did not give is about: the reason's and the path's, and the state's.
+
+    A certificate the spec keeps suspended for one cause (a lost phone, SUS-1; a lost card, SUS-2) that the system let
+    through: where the system's own records (its observation before the step) still hold that certificate suspended,
+    it kept the hold and its verifier or its publication let the use through (the reason's SUS-4, REV-5 alone); where
+    they hold it active, it lost the hold and its verifier did as its records say (the hold's requirement alone); with
+    no record to go by, both."""
+    base = reason_reqs(action, expected.reason) + _path_reqs(action)
+    hold = _hold_reqs(expected, state)
+    if not hold:
+        return tuple(dict.fromkeys(base))
+    status = _system_status(action, actual, system)
+    if status is CertStatus.SUSPENDED:
+        return tuple(dict.fromkeys(base))
+    if status is CertStatus.ACTIVE:
+        return tuple(dict.fromkeys(_path_reqs(action) + hold))
+    return tuple(dict.fromkeys(base + hold))
+
+
+def _hold_reqs(expected: Outcome, state: State | None) -> tuple[str, ...]:
+    """The requirement behind the spec's CERT_SUSPENDED, where one cause explains it; else ()."""
     if state is None or expected.reason is not R.CERT_SUSPENDED:
         return ()
     serial = expected.details.get("serial")
@@ -119,20 +142,39 @@ def _state_reqs(expected: Outcome, state: State | None) -> tuple[str, ...]:
     return HOLD_REQS[next(iter(cert.holds))]
 
 
+def _system_status(action: A.Action, actual: Outcome, system: Observation | None) -> CertStatus | None:
+    """The status the system's own records give the certificate the action used (its serials, its observation), if known."""
+    if system is None:
+        return None
+    serial: object = None
+    if isinstance(action, A.Sign | A.Authenticate):
+        slot = system.slot(action.phone, Kind.SIGNING if isinstance(action, A.Sign) else Kind.AUTH)
+        serial = slot.cert_serial if slot is not None else None
+    elif isinstance(action, A.UseCard):
+        serial = system.current_card.get((action.person, action.kind))
+    elif isinstance(action, A.VerifyCertificate):
+        serial = actual.details.get("serial")  # the system's verifier names its own serial
+    cert = system.cert(serial) if isinstance(serial, int) else None
+    return cert.status if cert is not None else None
+
+
 def _check_order(action: A.Action, reason: R) -> int | None:
     """Where the rule checks for this refusal among its declared refusals (their order), or None if it declares none such."""
     reasons = rule_for(action).reasons
     return reasons.index(reason) if reason in reasons else None
 
 
-def blame(action: A.Action, expected: Outcome, actual: Outcome, *, state: State | None = None) -> tuple[str, tuple[str, ...]] | None:
+def blame(
+    action: A.Action, expected: Outcome, actual: Outcome, *, state: State | None = None, system: Observation | None = None
+) -> tuple[str, tuple[str, ...]] | None:
     """How the system's outcome differs from the spec's, and the requirement IDs that difference is about; None if equal.
 
     A different code blames the refusal the spec gives where the system accepts, and the system's where the spec accepts.
     Where both refuse, it blames the system's refusal if the rule checks for it before the spec's (the system's state
     differs where it looked), the spec's if after (the system skipped that check), both if the order is unknown. A
     refusal the action's path never gives in the spec blames the path alone. Where the spec's refusal is the one
-    blamed, state (the spec's, after the step) adds the requirement behind it (HOLD_REQS). A different detail blames that
+    blamed, state (the spec's, after the step) adds the requirement behind it (HOLD_REQS), or names it alone, as system (the
+    system's observation before the step) says whether the system lost the hold or let it be ignored. A different detail blames that
     detail's requirement. Only details in DETAIL_REQS that both outcomes carry are compared.
     """
     if expected.code != actual.code:
@@ -144,13 +186,12 @@ def blame(action: A.Action, expected: Outcome, actual: Outcome, *, state: State 
             if first is not None and second is not None:
                 if first < second:
                     return what, tuple(dict.fromkeys(reason_reqs(action, actual.reason) + _path_reqs(action)))
-                spec_side = reason_reqs(action, expected.reason) + _path_reqs(action) + _state_reqs(expected, state)
-                return what, tuple(dict.fromkeys(spec_side))
+                return what, _spec_refusal(action, expected, actual, state, system)
             # The system's refusal is not one the rule gives: either may be what differs.
             both = reason_reqs(action, expected.reason) + _path_reqs(action) + reason_reqs(action, actual.reason)
             return what, tuple(dict.fromkeys(both))
         if expected.reason is not None:
-            return what, tuple(dict.fromkeys(reason_reqs(action, expected.reason) + _path_reqs(action) + _state_reqs(expected, state)))
+            return what, _spec_refusal(action, expected, actual, state, system)
         return what, tuple(dict.fromkeys(reason_reqs(action, actual.reason) + _path_reqs(action)))
     for key in sorted(set(DETAIL_REQS) & set(expected.details)):
         if key in actual.details and actual.details[key] != expected.details[key]:

@@ -18,6 +18,7 @@ from mjpki.spec.outcome import accepted, refused
 from mjpki.spec.reasons import Reason as R
 from mjpki.spec.requirements import REQUIREMENTS
 from mjpki.spec.rules import RULES
+from mjpki.spec.state import initial_state
 
 APPLY = A.Apply(person="P1", phone="D1", kinds=frozenset({Kind.SIGNING}), signing_pin="ABC123", consent=False)
 
@@ -188,6 +189,17 @@ SEARCH_FINDS: dict[str, tuple[str, str, tuple[A.Action, ...], str]] = {
         ),
         "the spec says CERT_SUSPENDED, the system ACCEPTED",  # was SUS-4, REV-5: the hold the system dropped is the phone's
     ),
+    "ocsp-good-while-phone-lost": (
+        "ocsp-good-while-on-hold",
+        "default",
+        (
+            *_ISSUED,
+            A.SetPin(phone="D1", kind=Kind.AUTH),
+            A.ReportPhoneLost(person="P1"),
+            A.Authenticate(phone="D1", sp="portal", pin="1234"),
+        ),
+        "the spec says CERT_SUSPENDED, the system ACCEPTED",
+    ),
     "revoke-with-card-no-deletion": (
         "revoke-with-card-keeps-keys",
         "default",
@@ -213,3 +225,40 @@ def test_search_found_divergences_blame_the_broken_requirement_among_at_most_thr
     d = run.divergence
     assert d is not None and d.index == len(steps) - 1 and d.what.startswith(what), d
     assert set(d.reqs) & set(fault.breaks) and len(d.reqs) <= 3, (d.reqs, fault.breaks)
+
+
+@pytest.mark.parametrize(
+    ("name", "blamed"),
+    [
+        # The system's records hold the certificate suspended: the hold was kept, the use let through (its OCSP says good).
+        ("ocsp-good-while-phone-lost", {"SUS-4", "REV-5"}),
+        # The system's records hold it active: it dropped the phone's hold (SUS-1) and its verifier followed its records.
+        ("lifting-card-hold-phone-still-lost", {"SUS-1"}),
+    ],
+)
+def test_a_use_let_through_on_hold_blames_the_hold_or_the_verifier_by_the_systems_records(name: str, blamed: set[str]) -> None:
+    from mjpki.conformance import STATEFUL_WORLDS
+    from tests.faulty_impls import FAULTY
+
+    fault_name, world, steps, _what = SEARCH_FINDS[name]
+    run = Lockstep(FAULTY[fault_name].factory, STATEFUL_WORLDS[world](), timeout=60)
+    try:
+        for action in steps:
+            run.step(action)
+    finally:
+        run.close()
+    assert run.divergence is not None and set(run.divergence.reqs) == blamed, run.divergence
+
+
+def test_with_no_record_to_go_by_a_use_let_through_on_hold_blames_both() -> None:
+    from mjpki.scenarios import base_world
+    from mjpki.spec.machine import step
+
+    world = base_world()
+    state = initial_state(world)
+    for action in (*_ISSUED, A.SetPin(phone="D1", kind=Kind.AUTH), A.ReportPhoneLost(person="P1")):
+        state, _o = step(world, state, action)
+    use = A.Authenticate(phone="D1", sp="portal", pin="1234")
+    state, expected = step(world, state, use)
+    assert expected.reason is R.CERT_SUSPENDED
+    assert set(blame(use, expected, accepted(), state=state)[1]) == {"SUS-4", "REV-5", "SUS-1"}  # type: ignore[index]
