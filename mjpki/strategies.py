@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 
 from mjpki.spec import actions as A
 from mjpki.spec.clock import DAY, from_datetime, to_datetime
-from mjpki.spec.domain import AuthMethod, CertStatus, HoldCause, Kind, PinStatus, Profile
+from mjpki.spec.domain import CASCADING_REASONS, AuthMethod, CertStatus, HoldCause, Kind, PinStatus, Profile
 from mjpki.spec.machine import next_instants
 from mjpki.spec.rules import max_tries
 from mjpki.spec.state import Slot, State
@@ -634,6 +634,27 @@ def _edges(world: World, state: State) -> list[A.Action]:
     return [A.AdvanceTime(minutes=t - state.now) for t in edge_instants(world, state)]
 
 
+def cascade_actions(world: World, state: State) -> list[A.Action]:
+    """The cascade (REV-2): the card certificate that someone's live phone certificates follow renewed, revoked, or ended
+    by a change of personal data; while a cascade is under way, time to a minute before its deadline and to it."""
+    out: list[A.Action] = []
+    delay = world.variants.cascade_delay_minutes
+    for p in state.persons:
+        live = state.live_phone_certs(p)
+        followed = {s for c in live if c.status is not CertStatus.REVOKED for s in c.follows}
+        for kind in sorted({state.card_certs[s].kind for s in followed if s in state.card_certs}, key=lambda k: k.value):
+            out += [A.IssueCardCertificate(person=p, kind=kind), A.RevokeCardCertificate(person=p, kind=kind)]
+        if followed:
+            out.append(A.ChangePersonalData(person=p))
+        for c in live:
+            for s in c.follows:
+                card = state.card_certs.get(s)
+                if card is not None and card.revoked_at is not None and card.reason in CASCADING_REASONS and delay > 0:
+                    due = card.revoked_at + delay
+                    out += [A.AdvanceTime(minutes=m) for m in (due - 1 - state.now, due - state.now) if m > 0]
+    return out
+
+
 def _flows(world: World, state: State) -> list[A.Action]:
     return flow_actions(world, state) + pin_flow_actions(world, state)
 
@@ -674,6 +695,7 @@ _BRANCHES: tuple[tuple[int, Callable[[World, State], list[A.Action]] | None], ..
     (9, _flows),
     (5, life_actions),
     (2, relying_party_actions),
+    (1, cascade_actions),
     (3, _edges),
     (4, None),  # random arguments
     (1, _far),
