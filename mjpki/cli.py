@@ -225,15 +225,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if problem:
         _error(problem)
         return 2
-    if se_keys is not None:
-        from dataclasses import replace
-
-        from mjpki.se_read import CAPABILITY, SeKeyedFactory
-
-        chosen = replace(chosen, factory=SeKeyedFactory(chosen.factory, se_keys))
-        _say(f"SE slots: read over APDUs (se_apdu), SCP03 keys from {se_keys.source}")
-        if chosen.wire is not None and CAPABILITY not in chosen.wire.hello().capabilities:
-            _say(f"  the adapter's hello names no {CAPABILITY}: unless its systems offer it, the SE slots are judged on self-report")
+    chosen = _se_keyed(chosen, se_keys)
     out = Path(args.out)
     how = "in this process" if chosen.wire is None else "over mjpki-adapter/1"
     if jobs > 1:
@@ -273,11 +265,38 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
+def _se_keyed(chosen: Any, se_keys: Any) -> Any:
+    """The chosen system with its SEs read over APDUs with se_keys (said on stderr), or as it is if se_keys is None."""
+    if se_keys is None:
+        return chosen
+    from dataclasses import replace
+
+    from mjpki.se_read import CAPABILITY, SeKeyedFactory
+
+    chosen = replace(chosen, factory=SeKeyedFactory(chosen.factory, se_keys))
+    _say(f"SE slots: read over APDUs (se_apdu), SCP03 keys from {se_keys.source}")
+    if chosen.wire is not None and CAPABILITY not in chosen.wire.hello().capabilities:
+        _say(f"  the adapter's hello names no {CAPABILITY}: unless its systems offer it, the SE slots are judged on self-report")
+    return chosen
+
+
 def _run_se_keys(args: argparse.Namespace) -> Any:
     """--se-keys FILE / --se-test-keys: the SEs' keys the harness reads them with (mjpki.se_read), or None (self-report)."""
     from mjpki.se_read import se_keys_for_run
 
     return se_keys_for_run(args.se_keys, test_keys=args.se_test_keys, python_adapter=not (args.shim or args.url))
+
+
+def _se_key_options(s: argparse.ArgumentParser) -> None:
+    """--se-keys FILE and --se-test-keys, for run and replay."""
+    s.add_argument(
+        "--se-keys", metavar="FILE",
+        help="read each phone's SE over APDUs (se_apdu) with these SCP03 keys: SE-ID HEX lines, a 0600 file (docs/adapters.md)",
+    )  # fmt: skip
+    s.add_argument(
+        "--se-test-keys", action="store_true",
+        help="read the SEs with GlobalPlatform's published test keys 40..4F (test and demo systems only; never the default)",
+    )  # fmt: skip
 
 
 def _jobs(text: str) -> int | None:
@@ -581,6 +600,7 @@ def _replay_on_adapter(args: argparse.Namespace, trace) -> int:  # type: ignore[
     from mjpki.wire.choose import choose_system
 
     try:  # the same choice as `mjpki run`: a Python factory runs in a child, so its exit or hang is a finding, not the replay's end
+        se_keys = _run_se_keys(args)  # first: a Python adapter mjpki starts gets them in its environment
         chosen = choose_system(
             adapter=args.adapter, shim=args.shim, url=args.url, in_process=args.in_process, step_timeout=args.step_timeout,
             memory_mb=args.adapter_memory,
@@ -592,6 +612,7 @@ def _replay_on_adapter(args: argparse.Namespace, trace) -> int:  # type: ignore[
     if problem:
         _error(problem)
         return 2
+    chosen = _se_keyed(chosen, se_keys)
     try:
         if args.emit_pytest:
             from mjpki.standalone import standalone_test
@@ -823,14 +844,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--applet", metavar="MODULE:CLASS", help="applet-level run on a GpSe-like class, built as CLASS(se_id, isd_keys)")
     s.add_argument("--reader", metavar="NAME", help="applet-level run on the card in this PC/SC reader (destructive; needs --keys)")
     s.add_argument("--keys", metavar="FILE", help="ISD SCP03 keys for --reader: JSON enc, mac, dek, key_version (or $MJPKI_SE_KEYS)")
-    s.add_argument(
-        "--se-keys", metavar="FILE",
-        help="read each phone's SE over APDUs (se_apdu) with these SCP03 keys: SE-ID HEX lines, a 0600 file (docs/adapters.md)",
-    )  # fmt: skip
-    s.add_argument(
-        "--se-test-keys", action="store_true",
-        help="read the SEs with GlobalPlatform's published test keys 40..4F (test and demo systems only; never the default)",
-    )  # fmt: skip
+    _se_key_options(s)
     s.set_defaults(fn=_cmd_run)
 
     s = sub.add_parser("serve-system", help="serve a Python adapter over HTTP (mjpki-adapter/1), for `mjpki run --url` and other languages")
@@ -906,6 +920,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--markdown", metavar="OUT.md", help="also write a Markdown report: step table and Mermaid sequence diagram")
     s.add_argument("--emit-pytest", metavar="OUT.py", help="also write a standalone pytest file that replays the trace on --adapter")
+    _se_key_options(s)
     # --timeout: the option's name before replay shared `mjpki run`'s choice of system; kept so existing commands still work.
     s.add_argument(
         "--step-timeout", "--timeout", dest="step_timeout", type=float, default=10.0, metavar="S",

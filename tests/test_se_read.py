@@ -348,3 +348,26 @@ def test_the_pytest_plugin_reads_the_se_with_keys(tmp_path: Path) -> None:
     assert result["requirements"]["REV-1"]["judged_on"] == "apdu"
     both = subprocess.run([*command, "--jpki-se-keys=/nonexistent"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert both.returncode == 4 and "not both" in both.stderr, both.stdout + both.stderr
+
+
+def test_mjpki_replay_reads_the_se_with_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`mjpki replay TRACE --se-test-keys`: the lying system's replay parts from the spec on its SE; on self-report it agrees."""
+    from mjpki.adapters.spec_adapter import SpecSystem
+
+    monkeypatch.delenv(SE_KEYS_ENV)  # mjpki replay sets it for the Python adapter it starts
+    fault = LYING_SE["deletion-acknowledged-not-done"]
+    (tmp_path / "lying_se_replay.py").write_text(
+        f"from tests.faulty_impls import LYING_SE\nfactory = LYING_SE[{fault.name!r}].factory\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec_run = _run(SpecSystem, SCENARIOS[fault.caught_by])
+    trace = tmp_path / "trace.json"
+    trace.write_text(spec_run.trace(title=fault.caught_by, source="scenario").dumps(), encoding="utf-8")
+    adapter = ["--adapter", "lying_se_replay:factory", "--in-process"]
+    assert main(["replay", str(trace), *adapter]) == 0, capsys.readouterr()
+    capsys.readouterr()
+    assert main(["replay", str(trace), *adapter, "--se-test-keys"]) == 1
+    said = capsys.readouterr()
+    assert "SE slots: read over APDUs" in said.out, said
+    assert "SE slots read over APDUs:" in said.out and "MCH-4" in said.out, said
+    assert os.environ[SE_KEYS_ENV] == "test"
