@@ -150,6 +150,14 @@ class NoCascade(ReferenceSystem):
         return []
 
 
+class CascadeDelayDoubled(ReferenceSystem):
+    """The linkage sweep waits two cascade delays, not one (48 h where the spec's delay is 24 h): the cascade lands a day late."""
+
+    def _sweep(self, until: int) -> list[Serial]:
+        # A card certificate revoked at r is due at r + 2 * delay <= until, i.e. r + delay <= until - delay.
+        return super()._sweep(until - self.world.variants.cascade_delay_minutes)
+
+
 class CardFoundResumesSigning(ReferenceSystem):
     """A found card's signing certificate is taken off hold instead of being revoked and re-issued."""
 
@@ -482,6 +490,7 @@ FAULTY: dict[str, Fault] = {
         _fault("commitment-not-checked", ("ISS-6",), "JPKI system", CommitmentNotChecked, "commitment-binds-the-se"),
         _fault("old-phone-stays-in-force", ("LNK-3",), "JPKI system", ExistingCertsOnThisSeOnly, "model-change-old-online"),
         _fault("no-cascade", ("REV-2",), "JPKI system", NoCascade, "cascade-after-delay"),
+        _fault("cascade-delay-doubled", ("REV-2",), "JPKI system", CascadeDelayDoubled, "cascade-after-delay"),
         _fault("card-found-resumes-signing", ("SUS-3",), "JPKI system", CardFoundResumesSigning, "lost-card-found"),
         _fault("pin-init-on-foreign-se", ("PIN-4",), "JPKI system", PinInitialisationOnAnySe, "pin-lock-and-initialise"),
         _fault("pin-counter-not-reset", ("PIN-3",), "SE applet", PinCounterNotReset, "pin-lock-and-initialise"),

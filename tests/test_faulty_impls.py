@@ -10,6 +10,7 @@ In the faults' searches, a divergence the reference shares at the same step is s
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -99,7 +100,10 @@ def _check_trace(fault: Fault, path: Path) -> None:
 
 def test_the_faults_are_many_and_break_different_requirements() -> None:
     assert len(FAULTY) >= 10
-    assert len({f.breaks for f in FAULTY.values()}) == len(FAULTY), "each fault breaks a requirement of its own"
+    # Two faults may break one requirement in different ways (no cascade at all, a cascade a day late), not more.
+    counts = Counter(f.breaks for f in FAULTY.values())
+    assert max(counts.values()) <= 2 and len(counts) >= len(FAULTY) - 2, counts
+    assert len({f.system for f in FAULTY.values()}) == len(FAULTY), "each fault is a mistake of its own"
     assert len({f.layer for f in FAULTY.values()}) >= 5, "faults in several parts of the system, not only its business rules"
     assert len(BY_SEARCH) >= 2
     for f in FAULTY.values():
