@@ -635,24 +635,39 @@ def _edges(world: World, state: State) -> list[A.Action]:
 
 
 def cascade_actions(world: World, state: State) -> list[A.Action]:
-    """The cascade (REV-2): the card certificate that someone's live phone certificates follow renewed, revoked, or ended
-    by a change of personal data; while a cascade is under way, time to a minute before its deadline and to it."""
+    """The cascade (REV-2): while one is under way, time to a minute before its deadline and to the deadline (a cascade
+    delay configured longer shows only then); otherwise its trigger, the card certificate that someone's live phone
+    certificates follow renewed, revoked, or ended by a change of personal data."""
+    due = _cascade_deadlines(world, state)
+    if due:
+        return [A.AdvanceTime(minutes=m) for t in due for m in (t - 1 - state.now, t - state.now) if m > 0]
     out: list[A.Action] = []
-    delay = world.variants.cascade_delay_minutes
     for p in state.persons:
-        live = state.live_phone_certs(p)
-        followed = {s for c in live if c.status is not CertStatus.REVOKED for s in c.follows}
+        followed = {s for c in state.live_phone_certs(p) if c.status is not CertStatus.REVOKED for s in c.follows}
         for kind in sorted({state.card_certs[s].kind for s in followed if s in state.card_certs}, key=lambda k: k.value):
             out += [A.IssueCardCertificate(person=p, kind=kind), A.RevokeCardCertificate(person=p, kind=kind)]
         if followed:
             out.append(A.ChangePersonalData(person=p))
-        for c in live:
-            for s in c.follows:
-                card = state.card_certs.get(s)
-                if card is not None and card.revoked_at is not None and card.reason in CASCADING_REASONS and delay > 0:
-                    due = card.revoked_at + delay
-                    out += [A.AdvanceTime(minutes=m) for m in (due - 1 - state.now, due - state.now) if m > 0]
     return out
+
+
+def _cascade_deadlines(world: World, state: State) -> list[int]:
+    """The deadlines of the cascades under way (a live phone certificate follows a card certificate revoked for a cascading
+    reason, and the delay has not passed), soonest first."""
+    delay = world.variants.cascade_delay_minutes
+    if delay <= 0:
+        return []  # the cascade is immediate: nothing to wait for
+    out: set[int] = set()
+    for c in state.phone_certs.values():
+        if not c.live(state.now):
+            continue
+        for s in c.follows:
+            card = state.card_certs.get(s)
+            if card is None or card.revoked_at is None or card.reason not in CASCADING_REASONS:
+                continue
+            if card.revoked_at + delay > state.now:
+                out.add(card.revoked_at + delay)
+    return sorted(out)
 
 
 def _flows(world: World, state: State) -> list[A.Action]:
@@ -710,6 +725,7 @@ _TABLE = tuple(build for weight, build in _BRANCHES for _ in range(weight))
 
 _MIDWAY_BRANCHES: tuple[tuple[int, Callable[[World, State], list[A.Action]] | None], ...] = (
     (12, _near_progress),
+    (1, cascade_actions),
     (12, _deep),
     (4, probe_actions),
     (9, _flows),
