@@ -117,6 +117,10 @@ def probe_actions(world: World, state: State) -> list[A.Action]:
     for p, app in state.applications.items():
         if not app.notified:
             out += [A.DeliverIssuancePush(person=p), A.Register(person=p, phone=app.phone)]
+            if state.now < app.push_due:
+                # A push that does not wait for its due time (ISS-7: before it, or outside the window it was put off to):
+                # the flows step to the due time at once, so this is the one chance to try it.
+                out += [A.DeliverIssuancePush(person=p)] * 3
         # Registering from another phone of the applicant's must fail the H(R)=S check (ISS-6).
         others = [d for d, ps in state.phones.items() if ps.holder == p and d != app.phone and ps.app_token is not None]
         out += [A.Register(person=p, phone=d) for d in others] * 2
