@@ -763,6 +763,9 @@ _TABLES = (
     tuple(build for weight, build in _PIN_WALK_BRANCHES for _ in range(weight)),
 )
 """The branch tables by _midway's answer."""
+_WAITING_CASCADE = (cascade_actions,) * 3
+"""Added to whichever table applies while a cascade waits for its deadline: its time steps drawn about one time in
+twenty (a cascade delay configured longer shows only between the two deadlines, and other time steps jump past both)."""
 
 
 def action_strategy(world: World, state: State) -> st.SearchStrategy[A.Action]:
@@ -770,6 +773,8 @@ def action_strategy(world: World, state: State) -> st.SearchStrategy[A.Action]:
     random = _random_actions(world).map(lambda a: _resolve_holder(state, a))
 
     table = _TABLES[_midway(world, state)]
+    if _cascade_deadlines(world, state):
+        table = table + _WAITING_CASCADE
 
     def branch(i: int) -> st.SearchStrategy[A.Action]:
         # Only the branch drawn is built: listing every branch's actions at every step would cost most of a run's time.
