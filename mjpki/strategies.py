@@ -484,8 +484,8 @@ def progress_actions(world: World, state: State) -> list[A.Action]:
                 missing = BOTH - {c.kind for c in live}
                 # In a fixed order (a set of kind sets iterates in hash order, which PYTHONHASHSEED changes: the same
                 # draws would make different runs on another machine, and a shared database would not replay).
-                singles = [frozenset({k}) for k in sorted(missing, key=lambda k: k.value)]
-                for kinds in [missing] + [k for k in singles if len(missing) > 1] if missing else []:
+                singles = [frozenset({k}) for k in sorted(missing, key=lambda k: k.value)] if len(missing) > 1 else []
+                for kinds in [missing, *singles] if missing else []:
                     out.append(A.Apply(person=h, phone=d, kinds=kinds, signing_pin=SIGNING_PINS[0], auth_pin=AUTH_PINS[0], consent=True))
         for kind, slot in ps.se.slots.items():
             if slot.pin_status is PinStatus.TEMP_BLOCKED:
@@ -647,7 +647,7 @@ def cascade_actions(world: World, state: State) -> list[A.Action]:
         return [A.AdvanceTime(minutes=m) for t in due for m in (t - 1 - state.now, t - state.now) if m > 0]
     out: list[A.Action] = []
     for p in state.persons:
-        followed = {s for c in state.live_phone_certs(p) if c.status is not CertStatus.REVOKED for s in c.follows}
+        followed = {s for c in state.live_phone_certs(p) for s in c.follows}
         for kind in sorted({state.card_certs[s].kind for s in followed if s in state.card_certs}, key=lambda k: k.value):
             out += [A.IssueCardCertificate(person=p, kind=kind), A.RevokeCardCertificate(person=p, kind=kind)]
         if followed:
@@ -656,8 +656,8 @@ def cascade_actions(world: World, state: State) -> list[A.Action]:
 
 
 def _cascade_deadlines(world: World, state: State) -> list[int]:
-    """The deadlines of the cascades under way (a live phone certificate follows a card certificate revoked for a cascading
-    reason, and the delay has not passed), soonest first."""
+    """The deadlines of the cascades under way for live phone certificates, soonest first (spec.machine.deadlines also
+    names those of expired ones, where an answer can still change; no user waits for them)."""
     delay = world.variants.cascade_delay_minutes
     if delay <= 0:
         return []  # the cascade is immediate: nothing to wait for

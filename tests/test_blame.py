@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from mjpki.lockstep import COMPARED_DETAILS, Lockstep
+from mjpki.lockstep import COMPARED_DETAILS, Divergence, Lockstep
 from mjpki.spec import actions as A
 from mjpki.spec import rules
 from mjpki.spec.blame import DETAIL_REQS, REASON_IN_RULE_REQS, blame, failure_reqs
@@ -209,20 +209,28 @@ SEARCH_FINDS: dict[str, tuple[str, str, tuple[A.Action, ...], str]] = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(SEARCH_FINDS))
-def test_search_found_divergences_blame_the_broken_requirement_among_at_most_three(name: str) -> None:
+def _divergence(name: str) -> Divergence | None:
+    """SEARCH_FINDS[name]'s steps in lockstep on its faulty system: the divergence."""
     from mjpki.conformance import STATEFUL_WORLDS
     from tests.faulty_impls import FAULTY
 
-    fault_name, world, steps, what = SEARCH_FINDS[name]
-    fault = FAULTY[fault_name]
-    run = Lockstep(fault.factory, STATEFUL_WORLDS[world](), timeout=60)
+    fault_name, world, steps, _what = SEARCH_FINDS[name]
+    run = Lockstep(FAULTY[fault_name].factory, STATEFUL_WORLDS[world](), timeout=60)
     try:
         for action in steps:
             run.step(action)
     finally:
         run.close()
-    d = run.divergence
+    return run.divergence
+
+
+@pytest.mark.parametrize("name", sorted(SEARCH_FINDS))
+def test_search_found_divergences_blame_the_broken_requirement_among_at_most_three(name: str) -> None:
+    from tests.faulty_impls import FAULTY
+
+    fault_name, _world, steps, what = SEARCH_FINDS[name]
+    fault = FAULTY[fault_name]
+    d = _divergence(name)
     assert d is not None and d.index == len(steps) - 1 and d.what.startswith(what), d
     assert set(d.reqs) & set(fault.breaks) and len(d.reqs) <= 3, (d.reqs, fault.breaks)
 
@@ -237,17 +245,8 @@ def test_search_found_divergences_blame_the_broken_requirement_among_at_most_thr
     ],
 )
 def test_a_use_let_through_on_hold_blames_the_hold_or_the_verifier_by_the_systems_records(name: str, blamed: set[str]) -> None:
-    from mjpki.conformance import STATEFUL_WORLDS
-    from tests.faulty_impls import FAULTY
-
-    fault_name, world, steps, _what = SEARCH_FINDS[name]
-    run = Lockstep(FAULTY[fault_name].factory, STATEFUL_WORLDS[world](), timeout=60)
-    try:
-        for action in steps:
-            run.step(action)
-    finally:
-        run.close()
-    assert run.divergence is not None and set(run.divergence.reqs) == blamed, run.divergence
+    d = _divergence(name)
+    assert d is not None and set(d.reqs) == blamed, d
 
 
 def test_with_no_record_to_go_by_a_use_let_through_on_hold_blames_both() -> None:
