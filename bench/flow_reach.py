@@ -26,24 +26,14 @@ from hypothesis import strategies as st
 from mjpki.scenarios import base_world
 from mjpki.spec import actions as A
 from mjpki.spec.clock import DAY
-from mjpki.spec.domain import CASCADING_REASONS, CertStatus, HoldCause, PinStatus
+from mjpki.spec.domain import HoldCause, PinStatus
 from mjpki.spec.machine import next_instants, step
 from mjpki.spec.outcome import Outcome
 from mjpki.spec.state import State, initial_state
 from mjpki.spec.world import World
+from tests.fault_exposure import cascaded
 
 Marker = Callable[[World, State, A.Action, Outcome, State], bool]
-
-
-def _cascaded(pre: State, post: State) -> bool:
-    for serial, cert in post.phone_certs.items():
-        old = pre.phone_certs.get(serial)
-        if old is None or old.status is CertStatus.REVOKED or cert.status is not CertStatus.REVOKED:
-            continue
-        cards = (post.card_certs.get(f) for f in cert.follows)
-        if any(c is not None and c.status is CertStatus.REVOKED and c.reason in CASCADING_REASONS for c in cards):
-            return True
-    return False
 
 
 def _both_holds(state: State) -> bool:
@@ -99,7 +89,7 @@ FLOWS: dict[str, Marker] = {
         isinstance(a, A.AdvanceTime) and o.ok and (s.now + a.minutes + 1) in next_instants(w, s, limit=8)
     ),
     "deletion failed at its deadline": lambda w, s, a, o, t: isinstance(a, A.AdvanceTime) and bool(o.details.get("deletions_failed")),
-    "cascade: a phone certificate revoked for the card certificate it follows (REV-2)": lambda w, s, a, o, t: _cascaded(s, t),
+    "cascade: a phone certificate revoked for the card certificate it follows (REV-2)": lambda w, s, a, o, t: cascaded(s, t),
 }
 """Each flow's last step, as a predicate on (world, state before, action, outcome, state after)."""
 
