@@ -24,6 +24,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -41,10 +42,11 @@ from mjpki.spec.state import initial_state
 from mjpki.spec.world import World
 from tests.fault_exposure import EXPOSES
 
+Strategies = Callable[..., st.SearchStrategy]
 
-def simulate(world: World, *, examples: int, steps: int, target: bool, strategies: str | None = None) -> dict[str, int | None]:
+
+def simulate(world: World, action_strategy: Strategies, *, examples: int, steps: int, target: bool) -> dict[str, int | None]:
     """One search: per fault, the index of the first run that exposes it (None: never)."""
-    action_strategy = _strategies(strategies)
     first: dict[str, int | None] = dict.fromkeys(EXPOSES)
     seen: set[tuple[str, str]] = set()
     runs = [0]
@@ -97,12 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no stateful world {', '.join(unknown)}; there are {', '.join(STATEFUL_WORLDS)}")
     prof = PROFILES[args.profile]
     t0 = time.monotonic()
+    action_strategy = _strategies(args.strategies)  # loaded once: a strategies file is executed as a module
     found: dict[str, list[dict[str, int | None]]] = {}
     for name in worlds:
         world = STATEFUL_WORLDS[name]()
         found[name] = [
-            simulate(world, examples=prof.examples, steps=prof.steps, target=args.target, strategies=args.strategies)
-            for _ in range(args.searches)
+            simulate(world, action_strategy, examples=prof.examples, steps=prof.steps, target=args.target) for _ in range(args.searches)
         ]
     print(f"{args.searches} searches per world, profile {args.profile}, target phase {'on' if args.target else 'off'}")
     for fault in EXPOSES:

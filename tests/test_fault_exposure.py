@@ -73,8 +73,9 @@ def _drawn(world_name: str) -> tuple[tuple[A.Action, ...], ...]:
     return tuple(runs)
 
 
-def _generated(world: World, world_name: str, name: str) -> tuple[list[A.Action], list[A.Action]]:
+def _generated(world_name: str, name: str) -> tuple[list[A.Action], list[A.Action]]:
     """Of the drawn runs: the first that exposes the fault, cut after the step that does, and the first that does not."""
+    world = STATEFUL_WORLDS[world_name]()
     exposing = quiet = None
     for run in _drawn(world_name):
         at = _first_exposure(name, world, list(run))
@@ -108,6 +109,6 @@ def test_predicate_marks_where_the_scenario_diverges(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(EXPOSES))
 def test_predicate_marks_where_a_generated_run_diverges(name: str) -> None:
     world = STATEFUL_WORLDS["default"]()
-    exposing, quiet = _generated(world, "default", name)
+    exposing, quiet = _generated("default", name)
     assert _first_divergence(name, world, exposing) == len(exposing) - 1, f"{name}: {exposing}"
     assert _first_divergence(name, world, quiet) is None, f"{name} diverges where the predicate marks nothing: {quiet}"
