@@ -13,7 +13,8 @@ another (a model change and back while the old phone's deletion is pending, PIN 
 a phone whose SE holds none of the person's certificates, a phone changing hands with a deletion
 queued for it, key use at every kind of relying party), and time steps aim at the instants where
 an answer changes (the spec's `next_instants`, one minute either side, the holders' birthdays and
-the anniversary of now), where a deadline configured wrong shows. *Life* actions walk what a user goes through after
+the anniversary of now), where a deadline configured wrong shows; while a cascade or a deletion waits, a time step that
+would pass its deadline mostly stops there (`_stop_instant`). *Life* actions walk what a user goes through after
 registering, one stage at a time: the screen lock enrolled, the PIN changed behind it and the key used through it, wrong
 entries on to the lock, the locked PIN's uses refused and the PIN initialised; and the old phone's notifications or
 network turned off while its deletion is queued, time on to a minute before its deadline, the push tried, and back on;
@@ -178,6 +179,9 @@ def flow_actions(world: World, state: State) -> list[A.Action]:
                 if app.notified:
                     out += [A.Register(person=p, phone=d)] * 2  # with this phone's R, which the application no longer commits to
     for d, person in state.deletions:
+        app = state.applications.get(person)
+        if app is not None and app.phone == d:
+            continue  # going back to the old phone: the flow above registers there first, then the push arrives
         # The phone a deletion is queued for changes hands, or its app its token, before the push arrives (DEL-1, DEL-3, MCH-3).
         others = [q for q in state.persons if q != person]
         if others:
@@ -647,7 +651,10 @@ def cascade_actions(world: World, state: State) -> list[A.Action]:
         return [A.AdvanceTime(minutes=m) for t in due for m in (t - 1 - state.now, t - state.now) if m > 0]
     out: list[A.Action] = []
     for p in state.persons:
-        followed = {s for c in state.live_phone_certs(p) for s in c.follows}
+        live = state.live_phone_certs(p)
+        if any(HoldCause.CARD_LOST in c.holds for c in live):
+            continue  # a card reported lost is found or replaced, and the phone certificates resumed, first (SUS-3)
+        followed = {s for c in live for s in c.follows}
         for kind in sorted({state.card_certs[s].kind for s in followed if s in state.card_certs}, key=lambda k: k.value):
             out += [A.IssueCardCertificate(person=p, kind=kind), A.RevokeCardCertificate(person=p, kind=kind)]
         if followed:
@@ -714,22 +721,25 @@ _BRANCHES: tuple[tuple[int, Callable[[World, State], list[A.Action]] | None], ..
     (9, _flows),
     (5, life_actions),
     (2, relying_party_actions),
-    (1, cascade_actions),
+    (3, cascade_actions),
     (3, _edges),
     (4, None),  # random arguments
     (1, _far),
 )
-"""Weights and builders of the branches: over two in five draws make progress (one in eight the deepest flow's next
-step), one in ten probes for a refusal, almost one in five continues a flow across phones or a PIN's life after
-registration, one in ten takes the next step of a user's walk after registering (screen lock, PIN change, lock,
-initialisation; the old phone's push setting around a model change), one in twenty-five uses a key at some relying
-party, one in sixteen steps to an edge instant (a deadline or a minute either side of it, a birthday), one in twelve
-has random arguments, one in fifty jumps to a distant instant; shrinking leans towards index 0, towards progress."""
+"""Weights and builders of the branches (55 in all): almost two in five draws make progress (one in nine the deepest
+flow's next step), one in eleven probes for a refusal, one in six continues a flow across phones or a PIN's life after
+registration, one in eleven takes the next step of a user's walk after registering (screen lock, PIN change, lock,
+initialisation; the old phone's push setting around a model change), one in twenty-seven uses a key at some relying
+party, one in eighteen starts or times a cascade (a card certificate that phone certificates follow renewed, revoked or
+ended; with one in fifty, one simulated ci search in twenty drew no cascade at all and so missed a cascade configured
+late: bench/search_reach.py), one in eighteen steps to an edge instant (a deadline or a minute either side of it, a
+birthday), one in fourteen has random arguments, one in fifty-five jumps to a distant instant; shrinking leans towards
+index 0, towards progress."""
 _TABLE = tuple(build for weight, build in _BRANCHES for _ in range(weight))
 
 _MIDWAY_BRANCHES: tuple[tuple[int, Callable[[World, State], list[A.Action]] | None], ...] = (
     (12, _near_progress),
-    (1, cascade_actions),
+    (3, cascade_actions),
     (12, _deep),
     (4, probe_actions),
     (9, _flows),
@@ -742,7 +752,7 @@ _MIDWAY_BRANCHES: tuple[tuple[int, Callable[[World, State], list[A.Action]] | No
 """The branches while a user is part way through a flow (_midway): users finish what they started. The flow's next step
 (the deep flow's, a user's walk after registering) is drawn about half the time, over twice as often as otherwise; time
 steps and random arguments keep their share of the draws (without them, a card certificate renewed or revoked while
-phone certificates follow it, the cascade's trigger, became rare)."""
+phone certificates follow it, the cascade's trigger, became rare; cascades are started here as often as above)."""
 _PIN_WALK_BRANCHES: tuple[tuple[int, Callable[[World, State], list[A.Action]] | None], ...] = (
     (8, _near_progress),
     (6, _deep),
@@ -782,4 +792,29 @@ def action_strategy(world: World, state: State) -> st.SearchStrategy[A.Action]:
         options = build(world, state) if build is not None else []
         return st.sampled_from(options) if options else random
 
-    return st.integers(0, len(table) - 1).flatmap(branch)
+    drawn = st.integers(0, len(table) - 1).flatmap(branch)
+    stop = _stop_instant(world, state)
+    if stop is None:
+        return drawn
+    wait = stop - state.now
+
+    def stop_there(action: A.Action) -> st.SearchStrategy[A.Action]:
+        if isinstance(action, A.AdvanceTime) and action.minutes > wait:
+            return st.sampled_from((A.AdvanceTime(minutes=wait), A.AdvanceTime(minutes=wait), action))
+        return st.just(action)
+
+    return drawn.flatmap(stop_there)
+
+
+def _stop_instant(world: World, state: State) -> int | None:
+    """The soonest instant a time step should stop at rather than pass (two times in three): a waiting cascade's deadline
+    (REV-2); a day, and a minute, before the deadline of a deletion whose push can still arrive (MCH-2, MCH-3). Past
+    them, what shows a deadline configured wrong is gone: a cascade set later than the sources say has caught up, a
+    deletion window set a day short has nothing left to fail. And a failed deletion ends the flow in which a model change
+    goes back to the old phone and the slot changes hands before the push arrives (DEL-1); stopping a day before the
+    deadline leaves that flow the day it needs for the push due time and the registration."""
+    stops = _cascade_deadlines(world, state)
+    for (d, _p), dl in state.deletions.items():
+        if dl.push_token is not None and dl.push_token == state.phones[d].app_token:
+            stops += [t for t in (dl.deadline - DAY, dl.deadline - 1) if t > state.now]
+    return min(stops, default=None)

@@ -17,8 +17,9 @@ from mjpki.conformance import STATEFUL_WORLDS
 from mjpki.lockstep import Lockstep
 from mjpki.scenarios import SCENARIOS
 from mjpki.spec import actions as A
+from mjpki.spec.clock import DAY
 from mjpki.spec.machine import step
-from mjpki.spec.state import initial_state
+from mjpki.spec.state import State, initial_state
 from mjpki.spec.world import World
 from mjpki.strategies import action_strategy
 from tests.fault_exposure import EXPOSES
@@ -112,3 +113,48 @@ def test_predicate_marks_where_a_generated_run_diverges(name: str) -> None:
     exposing, quiet = _generated("default", name)
     assert _first_divergence(name, world, exposing) == len(exposing) - 1, f"{name}: {exposing}"
     assert _first_divergence(name, world, quiet) is None, f"{name} diverges where the predicate marks nothing: {quiet}"
+
+
+def _state_after(scenario_id: str, steps: int) -> tuple[World, State]:
+    scenario = SCENARIOS[scenario_id]
+    state = initial_state(scenario.world)
+    for e in scenario.steps[:steps]:
+        state, _outcome = step(scenario.world, state, e.action)
+    return scenario.world, state
+
+
+def _time_steps_drawn(world: World, state: State, *, draws: int = 600) -> list[A.AdvanceTime]:
+    """The time steps among `draws` derandomized draws of the action strategy in one state."""
+    out: list[A.AdvanceTime] = []
+
+    @settings(max_examples=draws, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def draw(data: st.DataObject) -> None:
+        action = data.draw(action_strategy(world, state))
+        if isinstance(action, A.AdvanceTime):
+            out.append(action)
+
+    draw()
+    return out
+
+
+def test_time_steps_stop_at_a_waiting_cascades_deadline() -> None:
+    """Drawn while a cascade waits, most time steps that reach its deadline stop there, where a late cascade shows."""
+    world, state = _state_after("cascade-after-delay", 10)  # just after ChangePersonalData: the cascade waits a day
+    deadline = state.now + world.variants.cascade_delay_minutes
+    reaching = [a for a in _time_steps_drawn(world, state) if state.now + a.minutes >= deadline]
+    exposing = [a for a in reaching if EXPOSES["cascade-delay-doubled"](world, state, a, *reversed(step(world, state, a)))]
+    assert len(reaching) >= 20, f"only {len(reaching)} drawn time steps reach the cascade's deadline"
+    assert len(exposing) >= 0.6 * len(reaching), f"{len(exposing)} of {len(reaching)} time steps past the deadline stop in time"
+
+
+def test_time_steps_stop_a_day_before_a_waiting_deletions_deadline() -> None:
+    """Drawn while the person goes back to a phone whose deletion waits, most time steps that reach the deletion's last
+    day stop at its start: the deletion still waits there (the flow goes on) and a window a day short shows."""
+    world, state = _state_after("deletion-after-the-slot-changed-hands", 16)  # just after the Apply back to the old phone
+    ((person, app),) = state.applications.items()
+    deletion = state.deletions[(app.phone, person)]
+    reaching = [a for a in _time_steps_drawn(world, state) if state.now + a.minutes >= deletion.deadline - DAY]
+    exposing = [a for a in reaching if EXPOSES["deletion-window-one-day"](world, state, a, *reversed(step(world, state, a)))]
+    assert len(reaching) >= 20, f"only {len(reaching)} drawn time steps reach the deletion's last day"
+    assert len(exposing) >= 0.6 * len(reaching), f"{len(exposing)} of {len(reaching)} time steps into the last day stop in it"
