@@ -143,7 +143,8 @@ class _ByIdentity:
         """make()'s value, remembered for these very parts (and an equal `also`, a plain value such as the clock)."""
         key = (also, *map(id, parts))
         hit = self._memo.get(key)
-        if hit is not None and all(a is b for a, b in zip(hit[0], parts, strict=True)):
+        if hit is not None:
+            # The same ids are the same objects: the entry keeps its parts alive, so no other object can have their ids.
             return hit[1]  # type: ignore[no-any-return]
         value = make()
         if len(self._memo) >= self._size:
@@ -224,9 +225,13 @@ def _phones(world: World, state: State) -> tuple[tuple[SlotView, ...], FrozenMap
     return slots, holders
 
 
+_KINDS = tuple(Kind)
+"""Iterating an enum class is slow; the current-card map is rebuilt whenever a person's record changes."""
+
+
 def _current(state: State) -> FrozenMap[tuple[PersonId, Kind], Serial]:
     return FrozenMap(
-        ((pid, kind), serial) for pid, p in state.persons.items() for kind in Kind if (serial := p.current(kind)) is not None
+        ((pid, kind), serial) for pid, p in state.persons.items() for kind in _KINDS if (serial := p.current(kind)) is not None
     )
 
 

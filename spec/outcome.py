@@ -49,14 +49,19 @@ class Outcome:
         return f"{self.code}({inner})"
 
 
+_NO_DETAILS: FrozenMap[str, Detail] = FrozenMap()
+"""Shared by the outcomes without details (most refusals): building an empty map per step is a measurable part of the
+explorer's time."""
+
+
 def accepted(**details: Detail) -> Outcome:
     """An accepted outcome with the given observable details."""
-    return Outcome(reason=None, details=FrozenMap(details))
+    return Outcome(reason=None, details=FrozenMap(details) if details else _NO_DETAILS)
 
 
 def refused(reason: Reason, **details: Detail) -> Outcome:
     """A refusal with its reason code."""
-    return Outcome(reason=reason, details=FrozenMap(details))
+    return Outcome(reason=reason, details=FrozenMap(details) if details else _NO_DETAILS)
 
 
 def _jsonable(value: Detail) -> Any:

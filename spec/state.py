@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from mjpki.spec.clock import fifth_birthday_expiry
@@ -220,8 +221,12 @@ class State:
         return self.fresh, replace(self, fresh=self.fresh + 1)
 
 
+@lru_cache(maxsize=64)
 def initial_state(world: World) -> State:
-    """Time 0: persons with cards get card certificates; phones are with their initial holders."""
+    """Time 0: persons with cards get card certificates; phones are with their initial holders.
+
+    Remembered per world (states never change): every run of a search starts from the very same object, so the oracle,
+    a spec adapter and the observation's memo (mjpki.spec.observe) share its parts instead of building them per run."""
     state = State(
         persons=FrozenMap((p.id, PersonState()) for p in world.persons),
         phones=FrozenMap((ph.id, PhoneState(holder=ph.initial_holder)) for ph in world.phones),
