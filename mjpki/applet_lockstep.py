@@ -27,7 +27,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from hypothesis import strategies as st
-from hypothesis import target as hypothesis_target
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from mjpki.adapters.applet import AppletAdapter, AppletAdapterError
@@ -610,8 +609,6 @@ def applet_machine(
 ) -> type[RuleBasedStateMachine]:
     """A Hypothesis state machine driving `target` and the model in lockstep; a divergence fails the example."""
 
-    seen: set[tuple[str, bytes]] = set()
-
     class AppletLockstep(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
@@ -632,11 +629,8 @@ def applet_machine(
                 raise AssertionError(str(self.run.divergence))
 
         def teardown(self) -> None:
-            # Steer the search toward runs that make the applet give answers no earlier run got (coverage-guided, as a
-            # fuzzer would): Hypothesis mutates the runs with the highest score.
-            pairs = {(s.expected.rule, s.expected.sw) for s in self.run.steps}
-            hypothesis_target(float(len(pairs - seen)), label="new (clause, status word) pairs")
-            seen.update(pairs)
+            # No hypothesis.target() score (runs giving answers no earlier run got) and no target phase: measured on the
+            # shipped faulty applets, random searches of 100 examples missed twice as often with them (docs/detection.md).
             if on_teardown is not None:
                 on_teardown(self.run)
             self.run.close()
@@ -1075,7 +1069,7 @@ def search(target: AppletTarget, *, examples: int, steps: int = 30, derandomize:
     from hypothesis.stateful import run_state_machine_as_test
 
     found: list[AppletRun] = []
-    phases = [Phase.generate, Phase.target] + ([Phase.shrink] if shrink else [])
+    phases = [Phase.generate] + ([Phase.shrink] if shrink else [])
     budget = settings(
         max_examples=examples,
         stateful_step_count=steps,

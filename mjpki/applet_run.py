@@ -543,7 +543,7 @@ def _run_search(target: AppletTarget, profile: AppletProfile, result: AppletChec
         stateful_step_count=profile.steps,
         deadline=None,
         database=database,
-        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],  # no target phase: see mjpki.applet_lockstep
         suppress_health_check=list(HealthCheck),
         report_multiple_bugs=False,
         print_blob=False,
