@@ -305,3 +305,39 @@ def test_apply_and_register_keep_the_invariants() -> None:
     ):
         state, _ = step(WORLD, state, a)
     assert check_state(WORLD, observe(WORLD, state)) == []
+
+
+def test_invariants_marked_quiet_are_quiet_on_every_explored_unchanged_refusal() -> None:
+    """check_transition skips the invariants marked quiet_on_unchanged_refusal on a refusal that changed nothing: each
+    must give nothing on every such step of an explored scope (every action the explorer tries, seeded faults aside)."""
+    from mjpki.properties.explorer import Scope, alphabet, explore
+
+    scope = Scope(persons=1, phones=2, depth=4)
+    e = explore(scope, invariants=False)
+    quiet = [inv for inv in TRANSITION_INVARIANTS.values() if inv.quiet_on_unchanged_refusal]
+    judged = 0
+    for _node, data in e.graph.nodes(data=True):
+        state = data["state"]
+        obs = observe(e.world, state)
+        for action in alphabet(e.world, state, scope):
+            after, outcome = step(e.world, state, action)
+            if after is not state or outcome.ok:
+                continue
+            judged += 1
+            for inv in quiet:
+                assert inv.check(e.world, obs, action, outcome, obs) == [], (inv.name, action, outcome)
+    assert judged > 1000, f"only {judged} unchanged refusals explored"
+
+
+def test_check_transition_still_runs_an_invariant_that_can_fire_on_an_unchanged_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mjpki.properties import invariants
+    from mjpki.properties.invariants import TransitionInvariant, check_transition
+    from mjpki.spec.outcome import refused
+    from mjpki.spec.reasons import Reason
+
+    loud = TransitionInvariant(name="refusals_are_findings", reqs=("PIN-3",), doc="", check=lambda w, pre, a, o, post: ["refused"])
+    refusal = refused(next(iter(Reason)))
+    action = A.Sign(phone="D1", sp="SP1", pin="ZZZ999")
+    assert check_transition(WORLD, GOOD, action, refusal, GOOD, states=False) == []
+    monkeypatch.setattr(invariants, "LOUD_ON_UNCHANGED_REFUSAL", (loud,))
+    assert [v.invariant for v in check_transition(WORLD, GOOD, action, refusal, GOOD, states=False)] == ["refusals_are_findings"]
