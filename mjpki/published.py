@@ -573,7 +573,8 @@ def compare_with_observation(obs: Observation, verified: Verified) -> list[Findi
                 )
             )
         published = verified.status(facts.serial)
-        if c.status is not published:
+        misfiled = any(s == facts.serial and st is c.status and p is not facts.profile for p, s, st in verified.published)
+        if c.status is not published and not misfiled:  # one on another profile's list is that list's finding (CA-4)
             out.append(
                 Finding(reqs=_status_reqs(c.status, published), message=f"certificate {facts.serial} is reported {c.status.value}, "
                         f"its CRL publishes it {published.value}")
@@ -586,7 +587,10 @@ def compare_with_observation(obs: Observation, verified: Verified) -> list[Findi
         )
         differ = obs.published ^ verified.published
         moved = len({s for _p, s, _st in differ}) < len({(p, s) for p, s, _st in differ})  # a serial on another profile's list
-        reqs = _status_reqs(*{st for _p, _s, st in differ}) + (("CA-4", "SP-1") if moved else ())
+        # A status is blamed only where the serial's status differs, not where the same status sits on the other
+        # profile's list (that is CA-4 and SP-1 alone: blaming REV-4 or SUS-4 too named requirements the system kept).
+        statuses = {(s, st) for _p, s, st in obs.published} ^ {(s, st) for _p, s, st in verified.published}
+        reqs = (_status_reqs(*{st for _s, st in statuses}) if statuses or not moved else ()) + (("CA-4", "SP-1") if moved else ())
         out.append(Finding(reqs=reqs, message="observation()'s publication (profile, serial, status) " + " and ".join(parts)))
     return out
 

@@ -99,6 +99,19 @@ def test_a_lying_system_passes_on_self_report_and_is_caught_on_its_artefacts(nam
     assert set(fault.breaks) <= set(judged.divergence.reqs), (fault.breaks, judged.divergence)
 
 
+@pytest.mark.parametrize("name", sorted(LYING))
+def test_every_scenario_that_catches_a_lying_system_blames_at_most_three_requirements(name: str) -> None:
+    """Issue 15 part 7 for the lying systems: over every scenario that catches one, the requirements blamed hold the one
+    it breaks and are at most three (a serial on the other profile's list is CA-4 and SP-1, not the status it kept)."""
+    fault: Fault = LYING[name]
+    blamed: set[str] = set()
+    for scenario in SCENARIOS.values():
+        run = _run(fault.factory, scenario)
+        if run.divergence is not None:
+            blamed |= set(run.divergence.reqs)
+    assert set(fault.breaks) <= blamed and len(blamed) <= 3, (fault.breaks, sorted(blamed))
+
+
 def test_the_reference_publishes_what_it_reports() -> None:
     """CA-4, REV-4, SUS-1: revoked and held phone certificates are on the phone lists, as certificateHold for a hold."""
     scenario = SCENARIOS["lost-phone-found"]
