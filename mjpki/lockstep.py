@@ -36,6 +36,7 @@ COMPARED_DETAILS = frozenset(DETAIL_REQS)
 """Outcome details compared with the spec's (mjpki.spec.blame.DETAIL_REQS); the rest name the system's own serials and are not."""
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class SearchStopped(BaseException):
@@ -62,6 +63,10 @@ class Divergence:
         return f"{where}: {self.what} [{', '.join(self.reqs)}]"
 
 
+_Call = tuple["concurrent.futures.Future[Any]", Callable[[], Any], "tuple[Callable[[Any], bool], _Call] | None"]
+"""A queued adapter call: its future, the call, and the follow-up to make at once if the result passes a test."""
+
+
 class _AdapterThread:
     """One daemon thread that makes an in-process adapter's calls in order.
 
@@ -70,26 +75,42 @@ class _AdapterThread:
     """
 
     def __init__(self) -> None:
-        self._calls: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[[], Any]] | None] = queue.SimpleQueue()
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         threading.Thread(target=self._work, name="mjpki-adapter", daemon=True).start()
 
     def _work(self) -> None:
         while (call := self._calls.get()) is not None:
-            future, fn = call
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                result = fn()
-            except BaseException as exc:  # SystemExit and KeyboardInterrupt included: the caller judges them
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
+            while call is not None:
+                future, fn, then = call
+                call = None
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    result = fn()
+                except BaseException as exc:  # SystemExit and KeyboardInterrupt included: the caller judges them
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+                    if then is not None and then[0](result):
+                        call = then[1]  # the follow-up call, made at once: no round trip to the caller in between
+                        continue
+                if then is not None:
+                    then[1][0].cancel()
 
     def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
         """Queue one call; its future answers when the thread has made it."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._calls.put((future, fn))
+        self._calls.put((future, fn, None))
         return future
+
+    def submit_then(
+        self, fn: Callable[[], T], when: Callable[[T], bool], then: Callable[[], U]
+    ) -> tuple[concurrent.futures.Future[T], concurrent.futures.Future[U]]:
+        """Queue a call and, if `when` holds for its result, a second one made right after it (else cancelled)."""
+        first: concurrent.futures.Future[T] = concurrent.futures.Future()
+        second: concurrent.futures.Future[U] = concurrent.futures.Future()
+        self._calls.put((first, fn, (when, (second, then, None))))
+        return first, second
 
     def shutdown(self) -> None:
         """Let the thread end after the calls queued so far (at once if it is idle; never, if a call hangs)."""
@@ -165,10 +186,13 @@ class Lockstep:
                 return None, f"the adapter failed: {exc}"
             except Exception as exc:  # Ctrl-C and SystemExit here are this process's own: they end the run
                 return None, f"the adapter raised {type(exc).__name__}: {exc}"
-        limit = self.timeout if timeout is None else timeout
         if self._pool is None:
             self._pool = _AdapterThread()
-        future = self._pool.submit(fn)
+        return self._wait(self._pool.submit(fn), timeout=timeout)
+
+    def _wait(self, future: concurrent.futures.Future[T], *, timeout: float | None = None) -> tuple[T | None, str | None]:
+        """The answer of a call queued on the worker thread, within the deadline."""
+        limit = self.timeout if timeout is None else timeout
         try:
             return future.result(timeout=limit), None
         except concurrent.futures.TimeoutError:
@@ -181,9 +205,15 @@ class Lockstep:
                 return None, f"the adapter failed: {exc}"
             return None, f"the adapter raised {type(exc).__name__}: {exc}"
 
-    def _observe(self, index: int = -1, action: Action | None = None, *, full: bool = False) -> tuple[Observation | None, str | None]:
+    def _observe(
+        self, index: int = -1, action: Action | None = None, *, full: bool = False, queued: concurrent.futures.Future[Any] | None = None
+    ) -> tuple[Observation | None, str | None]:
+        """The system's observation (`queued`: the call already queued on the worker thread right after the step)."""
         assert self.system is not None
-        obs, problem = self._call(self.system.observation)
+        if queued is not None and not queued.cancelled():
+            obs, problem = self._wait(queued)
+        else:
+            obs, problem = self._call(self.system.observation)
         if problem:
             return None, f"observation(): {problem}"
         if not isinstance(obs, Observation):
@@ -286,7 +316,17 @@ class Lockstep:
             record = TraceStep(action=action, expected=expected, reqs=reqs, note="not sent to the system")
             self.steps.append(record)
             return record
-        actual, problem = self._call(lambda: self.system.step(action))  # type: ignore[union-attr]
+        system = self.system
+        queued: concurrent.futures.Future[Any] | None = None
+        if self._direct:
+            actual, problem = self._call(lambda: system.step(action))
+        else:
+            # The observation is queued with the step and made right after it when the step gave an outcome (it is asked
+            # for then, whatever the outcome): one hand-over to the worker thread per step instead of two.
+            if self._pool is None:
+                self._pool = _AdapterThread()
+            stepped, queued = self._pool.submit_then(lambda: system.step(action), lambda r: isinstance(r, Outcome), system.observation)
+            actual, problem = self._wait(stepped)
         violations: tuple[str, ...] = ()
         if problem is None and not isinstance(actual, Outcome):
             problem = f"step() returned {type(actual).__name__}, not an Outcome"
@@ -302,7 +342,7 @@ class Lockstep:
             # if nothing narrower is known.
             what, blamed = mismatch
             self._diverge(index, action, what, blamed or reqs)
-        post, problem = self._observe(index, action)
+        post, problem = self._observe(index, action, queued=queued)
         if problem is not None:
             self._diverge(index, action, problem, failure_reqs(action, expected))
         else:

@@ -151,8 +151,14 @@ class Misbehaving(SpecSystem):
         return super().step(action)
 
     def observation(self):  # type: ignore[no-untyped-def]
-        if self.how == "bad-observation" and self.count >= self.at:
-            return {"certs": []}
+        if self.count >= self.at:
+            self.observed_after = getattr(self, "observed_after", 0) + 1
+            if self.how == "bad-observation":
+                return {"certs": []}
+            if self.how == "observation-hangs":
+                time.sleep(2)
+            if self.how == "observation-raises":
+                raise OSError("reader removed")
         return super().observation()
 
 
@@ -163,6 +169,9 @@ class Misbehaving(SpecSystem):
         ("hang", "no answer within 0.3 s"),
         ("garbage", "returned str, not an Outcome"),
         ("bad-observation", "observation() returned dict"),
+        # The observation is queued with the step on the worker thread: its own deadline and failures still hold.
+        ("observation-hangs", "observation(): no answer within 0.3 s"),
+        ("observation-raises", "observation(): the adapter raised OSError: reader removed"),
     ],
 )
 def test_misbehaving_adapters_are_failures_not_crashes(how: str, message: str) -> None:
@@ -174,6 +183,23 @@ def test_misbehaving_adapters_are_failures_not_crashes(how: str, message: str) -
     trace = run.trace()
     assert trace.first_divergence is not None or trace.steps[1].note
     run.close()
+
+
+@pytest.mark.parametrize("how", ["raise", "garbage"])
+def test_no_observation_is_asked_after_a_step_that_gave_no_outcome(how: str) -> None:
+    """The observation queued with a step is made only when the step gave an outcome: after a failure nothing more is sent."""
+    systems: list[Misbehaving] = []
+
+    def make(w: World) -> Misbehaving:
+        systems.append(Misbehaving(w, how=how))
+        return systems[-1]
+
+    run = Lockstep(make, base_world(), timeout=5)
+    for e in SCENARIOS["issue-both-kinds"].steps[:3]:
+        run.step(e.action)
+    run.close()
+    assert run.divergence is not None and run.divergence.index == 1
+    assert getattr(systems[0], "observed_after", 0) == 0
 
 
 def test_factory_failure_is_reported() -> None:
