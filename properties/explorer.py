@@ -279,8 +279,19 @@ class Canon:
         """The class of this state and its orbit size, each symmetric image's key computed once for both."""
         keys = [m.key(state) for m in self._makers]
         if len(keys) == 1:
-            return keys[0], 1
-        return _least(keys), len(set(keys))
+            return _Key(keys[0]), 1
+        return _Key(_least(keys)), len(set(keys))
+
+
+class _Key(tuple):  # type: ignore[type-arg]
+    """A canonical key that hashes once: the search looks each up in several maps per edge (seen, graph, edge, orbit), and
+    hashing a nested tuple again each time was a measurable part of its time. Equal, and hashing equal, to the plain tuple."""
+
+    def __hash__(self) -> int:
+        h: int | None = self.__dict__.get("h")
+        if h is None:
+            h = self.__dict__["h"] = tuple.__hash__(self)
+        return h
 
 
 def _least(keys: list[tuple[Any, ...]]) -> tuple[Any, ...]:

@@ -204,3 +204,16 @@ def test_lifecycle_diagrams_are_derived_from_the_graph(tmp_path) -> None:  # typ
         pytest.skip("Graphviz's dot is not installed here (bootstrap installs it when run as root)")
     out = render(dot, tmp_path / "cert.svg")
     assert out.read_text().lstrip().startswith(("<?xml", "<svg"))
+
+
+def test_canonical_keys_hash_once_and_stand_for_the_plain_tuple() -> None:
+    """The explorer's keys cache their hash; they must still equal, and hash like, the tuple they are, so that a key
+    computed afresh (mjpki.properties.coverage) finds its node in the graph."""
+    import pickle
+
+    e = explore(Scope(persons=1, phones=2, depth=2))
+    for node, data in e.graph.nodes(data=True):
+        plain = tuple(node)
+        assert plain == node and hash(plain) == hash(node) and plain in e.graph
+        assert e.canon.key(data["state"]) == node and hash(e.canon.key(data["state"])) == hash(node)
+        assert pickle.loads(pickle.dumps(node)) == node
