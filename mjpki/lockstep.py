@@ -82,20 +82,20 @@ class _AdapterThread:
         while (call := self._calls.get()) is not None:
             while call is not None:
                 future, fn, then = call
-                call = None
-                if not future.set_running_or_notify_cancel():
-                    continue
-                try:
-                    result = fn()
-                except BaseException as exc:  # SystemExit and KeyboardInterrupt included: the caller judges them
-                    future.set_exception(exc)
-                else:
-                    future.set_result(result)
-                    if then is not None and then[0](result):
-                        call = then[1]  # the follow-up call, made at once: no round trip to the caller in between
-                        continue
+                call, result, made = None, None, future.set_running_or_notify_cancel()
+                if made:
+                    try:
+                        result = fn()
+                    except BaseException as exc:  # SystemExit and KeyboardInterrupt included: the caller judges them
+                        future.set_exception(exc)
+                        made = False
+                    else:
+                        future.set_result(result)
                 if then is not None:
-                    then[1][0].cancel()
+                    if made and then[0](result):
+                        call = then[1]  # the follow-up call, made at once: no round trip to the caller in between
+                    else:
+                        then[1][0].cancel()
 
     def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
         """Queue one call; its future answers when the thread has made it."""

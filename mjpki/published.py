@@ -573,7 +573,7 @@ def compare_with_observation(obs: Observation, verified: Verified) -> list[Findi
                 )
             )
         published = verified.status(facts.serial)
-        misfiled = any(s == facts.serial and st is c.status and p is not facts.profile for p, s, st in verified.published)
+        misfiled = any((p, facts.serial, c.status) in verified.published for p in Profile if p is not facts.profile)
         if c.status is not published and not misfiled:  # one on another profile's list is that list's finding (CA-4)
             out.append(
                 Finding(reqs=_status_reqs(c.status, published), message=f"certificate {facts.serial} is reported {c.status.value}, "

@@ -783,7 +783,8 @@ def action_strategy(world: World, state: State) -> st.SearchStrategy[A.Action]:
     random = _random_actions(world).map(lambda a: _resolve_holder(state, a))
 
     table = _TABLES[_midway(world, state)]
-    if _cascade_deadlines(world, state):
+    due = _cascade_deadlines(world, state)
+    if due:
         table = table + _WAITING_CASCADE
 
     def branch(i: int) -> st.SearchStrategy[A.Action]:
@@ -793,7 +794,7 @@ def action_strategy(world: World, state: State) -> st.SearchStrategy[A.Action]:
         return st.sampled_from(options) if options else random
 
     drawn = st.integers(0, len(table) - 1).flatmap(branch)
-    stop = _stop_instant(world, state)
+    stop = _stop_instant(state, due)
     if stop is None:
         return drawn
     wait = stop - state.now
@@ -806,14 +807,15 @@ def action_strategy(world: World, state: State) -> st.SearchStrategy[A.Action]:
     return drawn.flatmap(stop_there)
 
 
-def _stop_instant(world: World, state: State) -> int | None:
+def _stop_instant(state: State, cascades: list[int]) -> int | None:
     """The soonest instant a time step should stop at rather than pass (two times in three): a waiting cascade's deadline
     (REV-2); a day, and a minute, before the deadline of a deletion whose push can still arrive (MCH-2, MCH-3). Past
     them, what shows a deadline configured wrong is gone: a cascade set later than the sources say has caught up, a
     deletion window set a day short has nothing left to fail. And a failed deletion ends the flow in which a model change
     goes back to the old phone and the slot changes hands before the push arrives (DEL-1); stopping a day before the
-    deadline leaves that flow the day it needs for the push due time and the registration."""
-    stops = _cascade_deadlines(world, state)
+    deadline leaves that flow the day it needs for the push due time and the registration. `cascades`: the waiting
+    cascades' deadlines (_cascade_deadlines), which the caller has already."""
+    stops = list(cascades)
     for (d, _p), dl in state.deletions.items():
         if dl.push_token is not None and dl.push_token == state.phones[d].app_token:
             stops += [t for t in (dl.deadline - DAY, dl.deadline - 1) if t > state.now]

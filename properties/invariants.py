@@ -441,7 +441,6 @@ def invariant_names() -> tuple[str, ...]:
     return (*STATE_INVARIANTS, *TRANSITION_INVARIANTS)
 
 
-
 LOUD_ON_UNCHANGED_REFUSAL: tuple[TransitionInvariant, ...] = tuple(
     inv for inv in TRANSITION_INVARIANTS.values() if not inv.quiet_on_unchanged_refusal
 )
